@@ -1,0 +1,75 @@
+//! `tiles/tiler.json`: what the tiler did, with which parameters, and what it skipped and why.
+//!
+//! It describes the result, not the run that produced it: no timings, thread counts or "reused"
+//! counts, so a fresh run, a rerun and a sharded run write the same bytes.
+
+use serde::{Deserialize, Serialize};
+
+pub const TILER_SUMMARY_FILE: &str = "tiler.json";
+pub const TILER_FORMAT: &str = "ballast-tiler/1";
+
+/// How windows are placed in a photo.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum WindowMode {
+    /// A regular grid of fully-inside windows, `stride` pixels apart.
+    Grid { stride: u32 },
+    /// `per_photo` windows with uniformly random fully-inside positions, seeded by
+    /// (seed, photo path).
+    Random { per_photo: u32 },
+}
+
+/// Every parameter that changes the tiler's output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TilerParams {
+    pub size: u32,
+    pub windows: WindowMode,
+    pub val_fraction: f64,
+    pub seed: u64,
+    pub split_seed: u64,
+    /// PNG compression preset of the tiles (`fast`, `default`, `best`).
+    pub png_compression: String,
+    /// Photos with more pixels than this are refused as decompression bombs.
+    pub max_pixels: u64,
+}
+
+/// An input that was not tiled, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Path relative to the input folder (a photo, or a class folder).
+    pub path: String,
+    pub reason: String,
+}
+
+/// Per-class counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassCounts {
+    pub class: String,
+    pub train_photos: u64,
+    pub val_photos: u64,
+    pub train_tiles: u64,
+    pub val_tiles: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TilerCounts {
+    /// Photo files found (tiled or skipped).
+    pub photos: u64,
+    pub photos_tiled: u64,
+    pub tiles: u64,
+    /// Inputs skipped (bad photos and warnings such as empty class folders).
+    pub skipped: u64,
+    /// Of those, photos that could not be used (what `--max-bad` limits).
+    pub bad: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TilerSummary {
+    pub format: String,
+    pub params: TilerParams,
+    pub counts: TilerCounts,
+    pub classes: Vec<ClassCounts>,
+    pub skipped: Vec<Skipped>,
+    /// BLAKE3 of `manifest.jsonl` as written alongside this summary.
+    pub manifest_digest: String,
+}

@@ -1,0 +1,1 @@
+//! ballast packer (not built yet).

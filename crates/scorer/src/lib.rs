@@ -1,0 +1,1 @@
+//! ballast scorer (not built yet).

@@ -1,0 +1,1 @@
+//! ballast synth (not built yet).

@@ -1,0 +1,1 @@
+//! ballast tiler (not built yet).

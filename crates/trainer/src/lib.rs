@@ -1,0 +1,1 @@
+//! ballast trainer (not built yet).

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    ballast_cli::not_built_yet("trainer")
+}
