@@ -14,6 +14,7 @@ use crate::split::Split;
 pub const INDEX_FILE: &str = "index.json";
 pub const PACKER_SUMMARY_FILE: &str = "packer.json";
 pub const CACHE_FORMAT: &str = "ballast-cache/1";
+pub const PACKER_SUMMARY_FORMAT: &str = "ballast-packer/1";
 
 /// Every parameter that changes the packer's output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,6 +92,10 @@ pub struct CacheIndex {
     pub seed: u64,
     /// BLAKE3 of the tiler manifest the cache was built from.
     pub manifest_digest: String,
+    /// Distinct tile sizes (photo pixels) of the manifest's tiles, ascending: the window size a
+    /// scorer must cut from field photos to see what training saw.
+    #[serde(default)]
+    pub tile_sizes: Vec<u32>,
     pub params: PackerParams,
     /// Mean and standard deviation of the train samples' pixels, on a 0–1 scale.
     pub mean: f64,
@@ -144,5 +149,77 @@ impl CacheIndex {
     /// Digest of the index file's bytes (what a run records to name its data).
     pub fn file_digest(cache_dir: &Path) -> Result<String> {
         crate::digest::of_file(&cache_dir.join(INDEX_FILE))
+    }
+}
+
+/// A tile the packer could not use (within `--max-bad`), and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadTile {
+    /// Tile path relative to the tiles folder, as in the manifest.
+    pub tile: String,
+    pub photo: String,
+    /// The shard file the tile's samples would have gone to.
+    pub shard: String,
+    pub reason: String,
+}
+
+/// Tile and sample counts of one class, by split.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackerClassCounts {
+    pub class: String,
+    pub label: u32,
+    pub train_tiles: u64,
+    pub train_samples: u64,
+    pub val_tiles: u64,
+    pub val_samples: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackerCounts {
+    /// Rows in the manifest.
+    pub manifest_tiles: u64,
+    /// Tiles whose samples are in the cache.
+    pub tiles_packed: u64,
+    /// Tiles skipped as bad (within `--max-bad`).
+    pub bad_tiles: u64,
+    pub train_samples: u64,
+    pub val_samples: u64,
+    pub train_shards: u32,
+    pub val_shards: u32,
+}
+
+/// `cache/packer.json`: what the packer made, from what, and what it could not use. Like every
+/// summary it describes the result, never the run (no timings, reuse counts or paths).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PackerSummary {
+    pub format: String,
+    pub params: PackerParams,
+    /// BLAKE3 of the tiler manifest the cache was built from.
+    pub manifest_digest: String,
+    pub counts: PackerCounts,
+    /// In label order.
+    pub classes: Vec<PackerClassCounts>,
+    pub bad_tiles: Vec<BadTile>,
+    /// Conditions worth knowing that did not stop the build (a class with no val tiles, ...).
+    pub warnings: Vec<String>,
+}
+
+impl PackerSummary {
+    /// Reads `DIR/packer.json`.
+    pub fn read(cache_dir: &Path) -> Result<PackerSummary> {
+        let path = cache_dir.join(PACKER_SUMMARY_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| FormatError::io(&path, e))?;
+        let summary: PackerSummary = serde_json::from_slice(&bytes)
+            .map_err(|e| FormatError::invalid(&path, format!("malformed packer summary: {e}")))?;
+        if summary.format != PACKER_SUMMARY_FORMAT {
+            return Err(FormatError::invalid(
+                &path,
+                format!(
+                    "format {:?}, expected {PACKER_SUMMARY_FORMAT:?}",
+                    summary.format
+                ),
+            ));
+        }
+        Ok(summary)
     }
 }

@@ -1,0 +1,33 @@
+use std::path::PathBuf;
+
+/// Errors from synth. Each names the file or the argument concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    /// A bad argument.
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot encode: {message}")]
+    Encode { path: PathBuf, message: String },
+    /// A bug: a state the code should never reach.
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error(transparent)]
+    Format(#[from] ballast_format::FormatError),
+}
+
+impl SynthError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        SynthError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = SynthError> = std::result::Result<T, E>;

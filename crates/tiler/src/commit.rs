@@ -1,0 +1,219 @@
+//! Turning every photo's outcome into the committed output: manifest.jsonl, the stat cache and
+//! tiler.json (in that order; tiler.json, which seals the manifest's digest, is the commit
+//! point), then removing what the new manifest no longer lists.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::Path;
+
+use ballast_format::manifest::{self, TileRecord};
+use ballast_format::parts::Parts;
+use ballast_format::tiler_files::{
+    ClassCounts, Skipped, TILER_FORMAT, TILER_SUMMARY_FILE, TilerCounts, TilerParams, TilerSummary,
+};
+use ballast_format::{Split, atomic, digest};
+
+use crate::error::TilerError;
+use crate::scan::Listing;
+use crate::state::{self, PhotoOutcome};
+
+/// The stage name of the tiler's part records.
+pub const STAGE: &str = "tiler";
+
+/// The output described by a set of outcomes (one per listed photo, in listing order).
+pub struct Assembled {
+    pub rows: Vec<TileRecord>,
+    pub manifest_bytes: Vec<u8>,
+    pub summary: TilerSummary,
+}
+
+/// Builds the manifest and summary. Pure: the same listing and outcomes give the same bytes.
+pub fn assemble(listing: &Listing, params: &TilerParams, outcomes: &[PhotoOutcome]) -> Assembled {
+    let rows: Vec<TileRecord> = outcomes
+        .iter()
+        .flat_map(|o| o.tiles.iter().cloned())
+        .collect();
+    let manifest_bytes = manifest::to_bytes(&rows);
+    let mut skipped: Vec<Skipped> = listing
+        .skipped
+        .iter()
+        .map(|s| Skipped {
+            path: s.path.clone(),
+            reason: s.reason.clone(),
+        })
+        .collect();
+    let mut bad = listing.skipped.iter().filter(|s| s.bad).count() as u64;
+    for o in outcomes {
+        if let Some(note) = &o.state.skipped {
+            skipped.push(Skipped {
+                path: o.state.photo.clone(),
+                reason: note.reason.clone(),
+            });
+            bad += note.bad as u64;
+        }
+    }
+    skipped.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.reason.cmp(&b.reason)));
+
+    let mut classes: BTreeMap<&str, ClassCounts> = BTreeMap::new();
+    for p in &listing.photos {
+        classes.entry(&p.class).or_insert_with(|| ClassCounts {
+            class: p.class.clone(),
+            ..ClassCounts::default()
+        });
+    }
+    for o in outcomes {
+        let Some(first) = o.tiles.first() else {
+            continue;
+        };
+        if let Some(c) = classes.get_mut(first.class.as_str()) {
+            let n = o.tiles.len() as u64;
+            match first.split {
+                Split::Train => {
+                    c.train_photos += 1;
+                    c.train_tiles += n;
+                }
+                Split::Val => {
+                    c.val_photos += 1;
+                    c.val_tiles += n;
+                }
+            }
+        }
+    }
+    let counts = TilerCounts {
+        photos: listing.photos.len() as u64,
+        photos_tiled: outcomes.iter().filter(|o| !o.tiles.is_empty()).count() as u64,
+        tiles: rows.len() as u64,
+        skipped: skipped.len() as u64,
+        bad,
+    };
+    let summary = TilerSummary {
+        format: TILER_FORMAT.into(),
+        params: params.clone(),
+        counts,
+        classes: classes.into_values().collect(),
+        skipped,
+        manifest_digest: digest::of_bytes(&manifest_bytes),
+    };
+    Assembled {
+        rows,
+        manifest_bytes,
+        summary,
+    }
+}
+
+/// Writes the output of a complete set of outcomes and tidies the folder. Fails without
+/// writing anything when the outcomes do not cover the listing or there are more bad inputs
+/// than `max_bad`.
+pub fn commit(
+    out: &Path,
+    listing: &Listing,
+    params: &TilerParams,
+    mut outcomes: Vec<PhotoOutcome>,
+    max_bad: u64,
+) -> Result<TilerSummary, TilerError> {
+    outcomes.sort_by(|a, b| a.state.photo.cmp(&b.state.photo));
+    let covers = outcomes.len() == listing.photos.len()
+        && outcomes
+            .iter()
+            .zip(&listing.photos)
+            .all(|(o, p)| o.state.photo == p.rel);
+    if !covers {
+        return Err(TilerError::Inconsistent(format!(
+            "the jobs' results ({} photos) do not match the input listing ({} photos); \
+             was the input changed during the run? Rerun the jobs",
+            outcomes.len(),
+            listing.photos.len()
+        )));
+    }
+    let a = assemble(listing, params, &outcomes);
+    if a.summary.counts.bad > max_bad {
+        return Err(TilerError::TooManyBad {
+            bad: a.summary.counts.bad,
+            limit: max_bad,
+        });
+    }
+    // Tiles are written rename-only; make them (and the other jobs' tiles) durable before the
+    // files that list them.
+    atomic::sync_filesystem(out)?;
+    write_if_changed(&out.join(manifest::MANIFEST_FILE), &a.manifest_bytes)?;
+    let states: Vec<_> = outcomes.into_iter().map(|o| o.state).collect();
+    write_if_changed(
+        &out.join(state::STATE_FILE),
+        &state::state_file_bytes(&a.summary.manifest_digest, states),
+    )?;
+    write_if_changed(&out.join(TILER_SUMMARY_FILE), &json_bytes(&a.summary))?;
+
+    let keep: HashSet<&str> = a.rows.iter().map(|r| r.tile.as_str()).collect();
+    let removed = remove_unlisted(out, &keep)?;
+    if removed > 0 {
+        tracing::info!("removed {removed} tile files the new manifest no longer lists");
+    }
+    Parts::new(out, STAGE).clear()?;
+    state::clear_journals(out)?;
+    atomic::remove_stale_temps(out, None)?;
+    Ok(a.summary)
+}
+
+/// Pretty JSON with a trailing newline, as `atomic::write_json` writes it.
+fn json_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Writes `bytes` atomically and durably unless the file already holds exactly them (a rerun
+/// that only refreshed the stat cache leaves the manifest's and summary's times alone).
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), TilerError> {
+    if fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    atomic::write_bytes(path, bytes, atomic::Durability::Fsync)?;
+    Ok(())
+}
+
+/// True for files the tiler owns under `train/` and `val/`: tiles and temporary files.
+pub fn is_tiler_file(name: &str) -> bool {
+    name.ends_with(".png") || atomic::is_temp_name(name)
+}
+
+/// Deletes tiler files under `out/train` and `out/val` not in `keep`, then empty folders.
+fn remove_unlisted(out: &Path, keep: &HashSet<&str>) -> Result<usize, TilerError> {
+    let mut removed = 0;
+    for split in ["train", "val"] {
+        let root = out.join(split);
+        if !root.exists() {
+            continue;
+        }
+        for item in walkdir::WalkDir::new(&root).contents_first(true) {
+            let e = match item {
+                Ok(e) => e,
+                Err(err) => {
+                    let p = err.path().unwrap_or(&root).to_path_buf();
+                    return Err(TilerError::Inconsistent(format!(
+                        "cannot list {}: {err}",
+                        p.display()
+                    )));
+                }
+            };
+            if e.file_type().is_dir() {
+                // Fails (harmlessly) unless empty.
+                let _ = fs::remove_dir(e.path());
+                continue;
+            }
+            let name = e.file_name().to_string_lossy();
+            if !is_tiler_file(&name) {
+                continue;
+            }
+            let rel = ballast_format::relpath::relative_to(out, e.path()).unwrap_or_default();
+            if keep.contains(rel.as_str()) {
+                continue;
+            }
+            match fs::remove_file(e.path()) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(TilerError::io(e.path(), err)),
+            }
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,801 @@
+//! One tiler job from start to finish: list the input, decide what is already done, tile the
+//! rest of this job's photos, record the job's part, and commit the output if this job is the
+//! last of its generation to finish.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ballast_format::digest::{self, KeyHasher};
+use ballast_format::manifest::TileRecord;
+use ballast_format::parts::{Collected, Parts};
+use ballast_format::tiler_files::{TilerParams, TilerSummary, WindowMode};
+use ballast_format::{JobShard, Split, atomic};
+
+use crate::commit::{self, STAGE};
+use crate::config::Config;
+use crate::encode;
+use crate::error::TilerError;
+use crate::naming;
+use crate::photo::{self, Pixels};
+use crate::scan::{self, FileStat, Listing};
+use crate::schedule::{self, Loaded, PhotoWork};
+use crate::state::{self, Journal, PartBody, PhotoOutcome, PhotoState, SkipNote};
+use crate::windows;
+
+/// What this job did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobStats {
+    /// Photos this job owns.
+    pub photos: usize,
+    /// Of those, photos read and decoded (or found bad) this time.
+    pub processed: usize,
+    /// Of those, photos whose earlier result was reused without decoding.
+    pub reused: usize,
+    /// Tile files written.
+    pub tiles_written: u64,
+    /// Photos skipped (bad or too small), including reused skips.
+    pub skipped: usize,
+    /// Bad inputs seen by this job (its photos plus those found while listing).
+    pub bad: u64,
+}
+
+/// How a run ended (every variant is success: exit status 0).
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// Nothing changed since the committed output: nothing was written.
+    UpToDate {
+        photos: u64,
+        tiles: u64,
+        skipped: u64,
+    },
+    /// This job committed the output (it was the only or the last job).
+    Committed {
+        summary: Box<TilerSummary>,
+        job: JobStats,
+    },
+    /// This job's part is recorded; other jobs have not finished yet.
+    Waiting { missing: Vec<usize>, job: JobStats },
+    /// `--decode-only`: photos decoded, nothing written.
+    Decoded(DecodeStats),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DecodeStats {
+    pub photos: u64,
+    pub failed: u64,
+    pub megapixels: f64,
+    pub file_bytes: u64,
+    pub seconds: f64,
+}
+
+/// The tag in this job's temporary names, as `ballast_cli::resolve_shard` sets it.
+fn temp_tag(shard: JobShard) -> String {
+    format!("j{}", shard.tag())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// Runs one tiler job.
+pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
+    cfg.validate().map_err(TilerError::Usage)?;
+    let started = Instant::now();
+    atomic::set_temp_tag(&format!("j{}", cfg.shard.tag()));
+    let input_abs = fs::canonicalize(&cfg.input).map_err(|e| TilerError::Input {
+        path: cfg.input.clone(),
+        reason: if e.kind() == std::io::ErrorKind::NotFound {
+            "does not exist".into()
+        } else {
+            format!("cannot read: {e}")
+        },
+    })?;
+    if !input_abs.is_dir() {
+        return Err(TilerError::Input {
+            path: cfg.input.clone(),
+            reason: "is not a folder".into(),
+        });
+    }
+    fs::read_dir(&input_abs).map_err(|e| TilerError::Input {
+        path: cfg.input.clone(),
+        reason: format!("cannot read: {e}"),
+    })?;
+
+    if cfg.decode_only {
+        let listing = scan::scan(&cfg.input, None)?;
+        return Ok(RunOutcome::Decoded(decode_only(cfg, &listing)));
+    }
+
+    let out_abs = absolute_out(&cfg.out)?;
+    for inner in ["", "train", "val", ".parts"] {
+        let guarded = if inner.is_empty() {
+            out_abs.clone()
+        } else {
+            out_abs.join(inner)
+        };
+        if input_abs.starts_with(&guarded) {
+            return Err(TilerError::Usage(format!(
+                "the input folder {} lies inside the output folder's {}; choose another --out",
+                cfg.input.display(),
+                if inner.is_empty() { "root" } else { inner }
+            )));
+        }
+    }
+    fs::create_dir_all(&cfg.out).map_err(|e| TilerError::io(&cfg.out, e))?;
+    let exclude = out_abs.starts_with(&input_abs).then_some(cfg.out.as_path());
+    let listing = scan::scan(&cfg.input, exclude)?;
+    let params = cfg.params();
+    let pdigest = state::params_digest(&params);
+    let out = cfg.out.as_path();
+    atomic::remove_stale_temps(out, Some(&temp_tag(cfg.shard)))?;
+
+    let committed = if cfg.force {
+        None
+    } else {
+        state::load_committed(out, &params)?
+    };
+    let journal_prior = if cfg.force {
+        HashMap::new()
+    } else {
+        state::load_journals(out, &pdigest)
+    };
+    let existing = state::existing_tiles(out)?;
+    let preset = listing_outcomes(&listing);
+
+    if let Some(c) = &committed
+        && let Some(n) = up_to_date(&listing, &params, c, &preset, &existing)
+    {
+        if state::has_pending(out) {
+            tracing::debug!("clearing leftover parts and journals of an earlier run");
+            Parts::new(out, STAGE).clear()?;
+            state::clear_journals(out)?;
+        }
+        let (photos, tiles, skipped) = n;
+        tracing::info!(
+            "up to date: {photos} photos, {tiles} tiles, {skipped} skipped (see tiler.json); \
+             nothing to do"
+        );
+        return Ok(RunOutcome::UpToDate {
+            photos,
+            tiles,
+            skipped,
+        });
+    }
+
+    for s in &listing.skipped {
+        tracing::warn!("skipped {}: {}", shown(&cfg.input, &s.path), s.reason);
+    }
+    let owned = owned_photos(listing.photos.len(), cfg.shard);
+    let journal = Journal::open(out, &cfg.shard.tag(), &pdigest)?;
+    let work = TileWork {
+        cfg,
+        listing: &listing,
+        params: &params,
+        preset: &preset,
+        committed: committed.as_ref().map(|c| &c.outcomes),
+        journal: &journal_prior,
+        existing: &existing,
+    };
+    let bar = ballast_cli::progress(owned.len() as u64, "photos", cfg.quiet);
+    let on_done = |k: usize, done: &Result<Done, TilerError>| {
+        bar.inc(1);
+        if let Ok(d) = done {
+            if let Some(note) = &d.outcome.state.skipped {
+                let path = shown(&cfg.input, &listing.photos[k].rel);
+                bar.suspend(|| tracing::warn!("skipped {path}: {}", note.reason));
+            }
+            if d.fresh
+                && let Err(e) = journal.record(&d.outcome)
+            {
+                bar.suspend(|| tracing::warn!("cannot record progress: {e}"));
+            }
+        }
+    };
+    let in_flight = rayon::current_num_threads() + 1;
+    let results = schedule::run(&work, &owned, in_flight, &on_done);
+    bar.finish_and_clear();
+
+    let mut stats = JobStats {
+        photos: owned.len(),
+        bad: listing.skipped.iter().filter(|s| s.bad).count() as u64,
+        ..JobStats::default()
+    };
+    let mut outcomes = Vec::with_capacity(owned.len());
+    for r in results {
+        match r {
+            Some(Ok(d)) => {
+                if d.reused {
+                    stats.reused += 1;
+                } else {
+                    stats.processed += 1;
+                }
+                stats.tiles_written += d.tiles_written;
+                if let Some(note) = &d.outcome.state.skipped {
+                    stats.skipped += 1;
+                    stats.bad += note.bad as u64;
+                }
+                outcomes.push(d.outcome);
+            }
+            Some(Err(e)) => return Err(e),
+            None => {
+                return Err(TilerError::Inconsistent(
+                    "the run stopped before every photo was done".into(),
+                ));
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        "job {}: {} photos ({} tiled or checked now, {} unchanged), {} tiles written, {} skipped, \
+         in {:.1} s ({:.0} tiles/s)",
+        cfg.shard,
+        stats.photos,
+        stats.processed,
+        stats.reused,
+        stats.tiles_written,
+        stats.skipped,
+        secs,
+        stats.tiles_written as f64 / secs.max(1e-9)
+    );
+    if stats.bad > cfg.max_bad {
+        return Err(TilerError::TooManyBad {
+            bad: stats.bad,
+            limit: cfg.max_bad,
+        });
+    }
+
+    atomic::sync_filesystem(out)?;
+    let generation = generation(&listing, &params);
+    let parts = Parts::new(out, STAGE);
+    parts.write(cfg.shard, &generation, &PartBody { outcomes })?;
+    match parts.collect::<PartBody>(cfg.shard.count, &generation)? {
+        Collected::Complete(bodies) => {
+            let all: Vec<PhotoOutcome> = bodies.into_iter().flat_map(|b| b.outcomes).collect();
+            let summary = commit::commit(out, &listing, &params, all, cfg.max_bad)?;
+            for c in &summary.classes {
+                if c.val_photos == 0 && c.train_photos > 0 && cfg.val_fraction > 0.0 {
+                    tracing::warn!("class {} has no val photos", c.class);
+                }
+                if c.train_photos == 0 && c.val_photos > 0 && cfg.val_fraction < 1.0 {
+                    tracing::warn!("class {} has no train photos", c.class);
+                }
+            }
+            tracing::info!(
+                "wrote {}: {} photos, {} tiled, {} tiles, {} skipped ({} bad)",
+                out.join("manifest.jsonl").display(),
+                summary.counts.photos,
+                summary.counts.photos_tiled,
+                summary.counts.tiles,
+                summary.counts.skipped,
+                summary.counts.bad
+            );
+            Ok(RunOutcome::Committed {
+                summary: Box::new(summary),
+                job: stats,
+            })
+        }
+        Collected::Waiting { missing } => {
+            tracing::info!(
+                "job {} done; waiting for job(s) {:?} of {}: the last job to finish writes \
+                 manifest.jsonl and tiler.json",
+                cfg.shard,
+                missing,
+                cfg.shard.count
+            );
+            Ok(RunOutcome::Waiting {
+                missing,
+                job: stats,
+            })
+        }
+    }
+}
+
+/// The photos (indexes into the sorted listing) that job `shard` tiles: `k % N == I`.
+pub fn owned_photos(count: usize, shard: JobShard) -> Vec<usize> {
+    (0..count).filter(|&k| shard.owns(k)).collect()
+}
+
+/// `INPUT/rel` for messages.
+fn shown(input: &Path, rel: &str) -> String {
+    input.join(rel).display().to_string()
+}
+
+/// The output folder as an absolute, symlink-resolved path, whether or not it exists yet.
+fn absolute_out(out: &Path) -> Result<PathBuf, TilerError> {
+    let abs = std::path::absolute(out).map_err(|e| TilerError::io(out, e))?;
+    let mut existing = abs.as_path();
+    let mut tail = Vec::new();
+    loop {
+        if let Ok(c) = fs::canonicalize(existing) {
+            let mut p = c;
+            for t in tail.iter().rev() {
+                p.push(t);
+            }
+            return Ok(p);
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                tail.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return Ok(abs),
+        }
+    }
+}
+
+/// Identifies a run's inputs and parameters: jobs of one generation combine their parts.
+fn generation(listing: &Listing, params: &TilerParams) -> String {
+    let mut h = KeyHasher::new("ballast.tiler.generation.v1");
+    h.str(&serde_json::to_string(params).unwrap_or_default());
+    h.u64(listing.classes.len() as u64);
+    for c in &listing.classes {
+        h.str(c);
+    }
+    h.u64(listing.photos.len() as u64);
+    for p in &listing.photos {
+        h.str(&p.rel);
+        match &p.stat {
+            Ok(s) => h.u64(s.bytes).u64(s.mtime_ns as u64),
+            Err(e) => h.str(e),
+        };
+    }
+    h.u64(listing.skipped.len() as u64);
+    for s in &listing.skipped {
+        h.str(&s.path).str(&s.reason);
+    }
+    h.finish_hex()
+}
+
+/// Outcomes decided by the listing alone: photos that could not be examined, and photos whose
+/// tile names would collide with an earlier photo's (a 1 in 4 billion event per pair that
+/// shares a class and a stem; the first in path order keeps its name).
+fn listing_outcomes(listing: &Listing) -> HashMap<usize, PhotoOutcome> {
+    let mut out = HashMap::new();
+    let mut first: HashMap<(String, String), &str> = HashMap::new();
+    for (k, p) in listing.photos.iter().enumerate() {
+        let skip = |stat: FileStat, reason: String, bad: bool| PhotoOutcome {
+            state: PhotoState {
+                photo: p.rel.clone(),
+                bytes: stat.bytes,
+                mtime_ns: stat.mtime_ns,
+                digest: None,
+                skipped: Some(SkipNote { reason, bad }),
+            },
+            tiles: Vec::new(),
+        };
+        match &p.stat {
+            Err(reason) => {
+                let none = FileStat {
+                    bytes: 0,
+                    mtime_ns: 0,
+                };
+                out.insert(k, skip(none, reason.clone(), true));
+            }
+            Ok(stat) => {
+                let key = (p.class.clone(), naming::tile_prefix(&p.rel));
+                if let Some(other) = first.get(&key) {
+                    let reason = format!(
+                        "its tile names would collide with those of {other}; rename one of them"
+                    );
+                    out.insert(k, skip(*stat, reason, false));
+                } else {
+                    first.insert(key, &p.rel);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `Some((photos, tiles, skipped))` when every photo's committed result still holds (same stat, tiles
+/// present), nothing was added or removed, and the tile folders hold exactly the listed tiles.
+fn up_to_date(
+    listing: &Listing,
+    params: &TilerParams,
+    committed: &state::Committed,
+    preset: &HashMap<usize, PhotoOutcome>,
+    existing: &HashSet<String>,
+) -> Option<(u64, u64, u64)> {
+    if committed.summary.params != *params {
+        return None;
+    }
+    let mut outcomes = Vec::with_capacity(listing.photos.len());
+    for (k, p) in listing.photos.iter().enumerate() {
+        if let Some(o) = preset.get(&k) {
+            outcomes.push(o.clone());
+            continue;
+        }
+        let stat = p.stat.as_ref().ok()?;
+        let c = committed.outcomes.get(&p.rel)?;
+        if c.state.stat() != *stat
+            || c.state.digest.is_none()
+            || !c.tiles.iter().all(|t| existing.contains(&t.tile))
+        {
+            return None;
+        }
+        outcomes.push(c.clone());
+    }
+    let a = commit::assemble(listing, params, &outcomes);
+    if a.summary != committed.summary || a.manifest_bytes != committed.manifest_bytes {
+        return None;
+    }
+    if existing.len() != a.rows.len() || !a.rows.iter().all(|r| existing.contains(&r.tile)) {
+        return None;
+    }
+    let c = &a.summary.counts;
+    Some((c.photos, c.tiles, c.skipped))
+}
+
+/// A photo's finished result inside a job.
+pub struct Done {
+    pub outcome: PhotoOutcome,
+    /// Taken from an earlier run without decoding.
+    pub reused: bool,
+    /// Worth recording in the journal (new information).
+    pub fresh: bool,
+    pub tiles_written: u64,
+}
+
+/// A decoded photo and the windows to cut from it.
+pub struct Cut {
+    pixels: Pixels,
+    windows: Vec<(u32, u32)>,
+    split: Split,
+    state: PhotoState,
+}
+
+struct TileWork<'a> {
+    cfg: &'a Config,
+    listing: &'a Listing,
+    params: &'a TilerParams,
+    preset: &'a HashMap<usize, PhotoOutcome>,
+    committed: Option<&'a HashMap<String, PhotoOutcome>>,
+    journal: &'a HashMap<String, PhotoOutcome>,
+    existing: &'a HashSet<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Journal,
+    Committed,
+}
+
+impl TileWork<'_> {
+    fn candidates(&self, rel: &str) -> Vec<(Source, &PhotoOutcome)> {
+        let mut c = Vec::new();
+        if let Some(o) = self.journal.get(rel) {
+            c.push((Source::Journal, o));
+        }
+        if let Some(o) = self.committed.and_then(|m| m.get(rel)) {
+            c.push((Source::Committed, o));
+        }
+        c
+    }
+
+    /// Are the candidate's tiles on disk as recorded? Committed tiles were made durable before
+    /// their manifest, so presence suffices; journal tiles are re-hashed.
+    fn tiles_hold(&self, source: Source, o: &PhotoOutcome) -> bool {
+        o.tiles.iter().all(|t| {
+            self.existing.contains(&t.tile)
+                && (source == Source::Committed
+                    || fs::read(self.cfg.out.join(&t.tile))
+                        .is_ok_and(|b| digest::of_bytes(&b) == t.tile_digest))
+        })
+    }
+
+    fn reuse(o: &PhotoOutcome, stat: FileStat, fresh: bool) -> Done {
+        let mut outcome = o.clone();
+        outcome.state.bytes = stat.bytes;
+        outcome.state.mtime_ns = stat.mtime_ns;
+        Done {
+            outcome,
+            reused: true,
+            fresh,
+            tiles_written: 0,
+        }
+    }
+
+    fn skipped(
+        rel: &str,
+        stat: FileStat,
+        digest: Option<String>,
+        reason: String,
+        bad: bool,
+    ) -> Done {
+        Done {
+            outcome: PhotoOutcome {
+                state: PhotoState {
+                    photo: rel.to_string(),
+                    bytes: stat.bytes,
+                    mtime_ns: stat.mtime_ns,
+                    digest,
+                    skipped: Some(SkipNote { reason, bad }),
+                },
+                tiles: Vec::new(),
+            },
+            reused: false,
+            fresh: true,
+            tiles_written: 0,
+        }
+    }
+
+    fn tile(&self, item: usize, cut: &Cut, w: usize) -> Result<TileRecord, TilerError> {
+        let p = &self.listing.photos[item];
+        let (x, y) = cut.windows[w];
+        let size = self.cfg.size;
+        let tile = naming::tile_rel_path(cut.split, &p.class, &p.rel, x, y, size);
+        let mut raw = Vec::new();
+        cut.pixels.crop_into(x, y, size, size, &mut raw);
+        let png = encode::encode_png(
+            &raw,
+            size,
+            size,
+            cut.pixels.channels(),
+            self.cfg.png_compression,
+        )
+        .map_err(|e| TilerError::Encode {
+            path: tile.clone(),
+            detail: e.to_string(),
+        })?;
+        // Straight to the file: the PNG is already one buffer, so skip the writer's copy.
+        atomic::write_with(
+            &self.cfg.out.join(&tile),
+            atomic::Durability::RenameOnly,
+            |w| w.get_mut().write_all(&png),
+        )?;
+        Ok(TileRecord {
+            tile_digest: digest::of_bytes(&png),
+            tile,
+            photo: p.rel.clone(),
+            class: p.class.clone(),
+            split: cut.split,
+            x,
+            y,
+            size,
+            photo_digest: cut.state.digest.clone().unwrap_or_default(),
+            photo_width: cut.pixels.width(),
+            photo_height: cut.pixels.height(),
+        })
+    }
+}
+
+impl PhotoWork for TileWork<'_> {
+    type Photo = Cut;
+    type Window = Result<TileRecord, TilerError>;
+    type Done = Result<Done, TilerError>;
+
+    fn load(&self, item: usize) -> Loaded<Cut, Self::Done> {
+        if let Some(o) = self.preset.get(&item) {
+            return Loaded::Done(Ok(Done {
+                outcome: o.clone(),
+                reused: false,
+                fresh: false,
+                tiles_written: 0,
+            }));
+        }
+        let p = &self.listing.photos[item];
+        let Ok(stat) = p.stat.clone() else {
+            // Unreachable: listing errors are preset.
+            return Loaded::Done(Ok(Self::skipped(
+                &p.rel,
+                FileStat {
+                    bytes: 0,
+                    mtime_ns: 0,
+                },
+                None,
+                "cannot read".into(),
+                true,
+            )));
+        };
+        let candidates = self.candidates(&p.rel);
+        for (source, c) in &candidates {
+            if c.state.stat() == stat && c.state.digest.is_some() && self.tiles_hold(*source, c) {
+                return Loaded::Done(Ok(Self::reuse(c, stat, false)));
+            }
+        }
+        let bytes = match photo::read(&p.path) {
+            Ok(b) => b,
+            Err(e) => {
+                return Loaded::Done(Ok(Self::skipped(&p.rel, stat, None, e.to_string(), true)));
+            }
+        };
+        let digest = digest::of_bytes(&bytes);
+        for (source, c) in &candidates {
+            if c.state.digest.as_deref() == Some(digest.as_str()) && self.tiles_hold(*source, c) {
+                return Loaded::Done(Ok(Self::reuse(c, stat, true)));
+            }
+        }
+        let decoded = match photo::decode(&bytes, self.cfg.max_pixels) {
+            Ok(d) => d,
+            Err(e) => {
+                return Loaded::Done(Ok(Self::skipped(
+                    &p.rel,
+                    stat,
+                    Some(digest),
+                    e.to_string(),
+                    true,
+                )));
+            }
+        };
+        drop(bytes);
+        let (w, h) = (decoded.pixels.width(), decoded.pixels.height());
+        let size = self.cfg.size;
+        if w < size || h < size {
+            return Loaded::Done(Ok(Self::skipped(
+                &p.rel,
+                stat,
+                Some(digest),
+                format!("photo is {w}×{h}, smaller than the {size}×{size} tile"),
+                false,
+            )));
+        }
+        let wins = match self.params.windows {
+            WindowMode::Grid { stride } => windows::grid(w, h, size, stride),
+            WindowMode::Random { per_photo } => {
+                windows::random(w, h, size, per_photo, self.cfg.seed, &p.rel)
+            }
+        };
+        let split = Split::of_photo(&p.rel, self.cfg.val_fraction, self.cfg.split_seed);
+        let dir = self.cfg.out.join(split.as_str()).join(&p.class);
+        if let Err(e) = fs::create_dir_all(&dir) {
+            return Loaded::Done(Err(TilerError::io(dir, e)));
+        }
+        let n = wins.len();
+        Loaded::Windows {
+            photo: Cut {
+                pixels: decoded.pixels,
+                windows: wins,
+                split,
+                state: PhotoState {
+                    photo: p.rel.clone(),
+                    bytes: stat.bytes,
+                    mtime_ns: stat.mtime_ns,
+                    digest: Some(digest),
+                    skipped: None,
+                },
+            },
+            windows: n,
+        }
+    }
+
+    fn window(&self, item: usize, cut: &Cut, w: usize) -> Self::Window {
+        self.tile(item, cut, w)
+    }
+
+    fn finish(&self, _item: usize, cut: &Cut, windows: Vec<Self::Window>) -> Self::Done {
+        let tiles = windows.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(Done {
+            tiles_written: tiles.len() as u64,
+            outcome: PhotoOutcome {
+                state: cut.state.clone(),
+                tiles,
+            },
+            reused: false,
+            fresh: true,
+        })
+    }
+
+    fn is_fatal(&self, done: &Self::Done) -> bool {
+        done.is_err()
+    }
+}
+
+/// Benchmark aid: the same read + hash + decode path and scheduling as tiling, no output.
+fn decode_only(cfg: &Config, listing: &Listing) -> DecodeStats {
+    struct DecodeWork<'a> {
+        cfg: &'a Config,
+        listing: &'a Listing,
+    }
+    impl PhotoWork for DecodeWork<'_> {
+        type Photo = ();
+        type Window = ();
+        type Done = Result<(u64, u64), String>;
+        fn load(&self, item: usize) -> Loaded<(), Self::Done> {
+            let p = &self.listing.photos[item];
+            Loaded::Done(
+                photo::open(&p.path, self.cfg.max_pixels)
+                    .map(|ph| {
+                        (
+                            ph.pixels.width() as u64 * ph.pixels.height() as u64,
+                            ph.file_bytes,
+                        )
+                    })
+                    .map_err(|e| format!("{}: {e}", p.rel)),
+            )
+        }
+        fn window(&self, _: usize, _: &(), _: usize) {}
+        fn finish(&self, _: usize, _: &(), _: Vec<()>) -> Self::Done {
+            Ok((0, 0))
+        }
+    }
+    let started = Instant::now();
+    let owned = owned_photos(listing.photos.len(), cfg.shard);
+    let work = DecodeWork { cfg, listing };
+    let bar = ballast_cli::progress(owned.len() as u64, "decode", cfg.quiet);
+    let on_done = |_: usize, _: &Result<(u64, u64), String>| bar.inc(1);
+    let results = schedule::run(&work, &owned, rayon::current_num_threads() + 1, &on_done);
+    bar.finish_and_clear();
+    let mut s = DecodeStats::default();
+    for r in results.into_iter().flatten() {
+        match r {
+            Ok((px, bytes)) => {
+                s.photos += 1;
+                s.megapixels += px as f64 / 1e6;
+                s.file_bytes += bytes;
+            }
+            Err(e) => {
+                s.failed += 1;
+                tracing::warn!("skipped {e}");
+            }
+        }
+    }
+    s.seconds = started.elapsed().as_secs_f64();
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_photos() {
+        for count in [0usize, 1, 7, 100] {
+            for n in 1..6 {
+                let mut all: Vec<usize> = Vec::new();
+                for i in 0..n {
+                    let own = owned_photos(count, JobShard::new(i, n).unwrap());
+                    assert!(own.iter().all(|&k| k % n == i));
+                    all.extend(own);
+                }
+                all.sort();
+                // Disjoint (no repeats) and complete.
+                assert_eq!(
+                    all,
+                    (0..count).collect::<Vec<_>>(),
+                    "{count} photos, {n} jobs"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn temp_tag_matches_the_cli() {
+        // ballast_cli::resolve_shard tags temporary names with "j" + shard tag, sanitised by
+        // ballast_format::atomic::set_temp_tag; stale-temp cleanup must use the same tag.
+        assert_eq!(temp_tag(JobShard::new(1, 4).unwrap()), "j00001_of_00004");
+        assert!(atomic::is_temp_name_with_tag(
+            ".x.png.tmp-j00001_of_00004-77-0",
+            &temp_tag(JobShard::new(1, 4).unwrap())
+        ));
+    }
+
+    #[test]
+    fn split_depends_only_on_the_photo() {
+        // Outcomes of the listing alone never look at other photos' splits; the split of a
+        // photo is a function of its path and the split seed, so a growing tree keeps it.
+        let old: Vec<String> = (0..300)
+            .map(|i| format!("c{}/IMG_{i}.jpg", i % 4))
+            .collect();
+        let before: Vec<Split> = old.iter().map(|p| Split::of_photo(p, 0.2, 0)).collect();
+        let mut grown = old.clone();
+        grown.extend((300..900).map(|i| format!("c{}/IMG_{i}.jpg", i % 5)));
+        grown.sort();
+        for (p, s) in old.iter().zip(&before) {
+            assert!(grown.contains(p));
+            assert_eq!(Split::of_photo(p, 0.2, 0), *s);
+        }
+        let val = before.iter().filter(|s| **s == Split::Val).count();
+        assert!(
+            (30..=90).contains(&val),
+            "{val} of 300 in val at fraction 0.2"
+        );
+        // Another split seed reshuffles; another window seed cannot (it is not an input).
+        let moved = old
+            .iter()
+            .filter(|p| Split::of_photo(p, 0.2, 0) != Split::of_photo(p, 0.2, 1))
+            .count();
+        assert!(moved > 30);
+    }
+}

@@ -1,0 +1,426 @@
+//! The training command line and how it becomes a [`TrainSpec`].
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::data::CacheInfo;
+use crate::spec::{
+    ModelSpec, OptimSpec, OptimizerKind, Padding, ScheduleKind, ScheduleSpec, TrainSpec,
+};
+
+/// A comma-separated list of layer widths (`6,16,32`; `none` or empty for no layer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Widths(pub Vec<usize>);
+
+/// clap value parser for [`Widths`].
+pub fn parse_widths(s: &str) -> Result<Widths, String> {
+    let s = s.trim();
+    if s.is_empty() || s == "none" {
+        return Ok(Widths(Vec::new()));
+    }
+    s.split(',')
+        .map(|p| {
+            let p = p.trim();
+            match p.parse::<usize>() {
+                Ok(0) => Err("a layer width must be at least 1".to_string()),
+                Ok(n) => Ok(n),
+                Err(_) => Err(format!(
+                    "{p:?} is not a layer width (expected e.g. 6,16,32)"
+                )),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Widths)
+}
+
+/// `trainer --cache DIR --run DIR [...]`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Tensor cache folder made by packer (index.json + shards).
+    #[arg(long, required = true, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Run folder: config, metrics, checkpoints, curves and notes go here.
+    #[arg(long, required = true, value_name = "DIR")]
+    pub run: Option<PathBuf>,
+    /// Epochs to train (the cosine schedule spans them).
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Training batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Validation batch size (memory only; results do not depend on it beyond float rounding).
+    #[arg(long, default_value_t = 256)]
+    pub eval_batch: usize,
+    /// Base learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// SGD momentum (PyTorch semantics; 0 disables).
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Nesterov momentum (SGD).
+    #[arg(long)]
+    pub nesterov: bool,
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: OptimizerKind,
+    /// Weight decay [default: 0 for sgd, 0.01 for adamw (PyTorch's defaults)].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// AdamW beta1.
+    #[arg(long, default_value_t = 0.9)]
+    pub beta1: f64,
+    /// AdamW beta2.
+    #[arg(long, default_value_t = 0.999)]
+    pub beta2: f64,
+    /// AdamW epsilon.
+    #[arg(long, default_value_t = 1e-8)]
+    pub adam_eps: f64,
+    /// Dropout probability after each hidden fully connected layer.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// Conv block channels (each: conv k×k, ReLU, 2×2 max-pool).
+    #[arg(long, value_parser = parse_widths, default_value = "6,16,32")]
+    pub conv: Widths,
+    /// Hidden fully connected widths ("none" for none); the logits layer follows.
+    #[arg(long, value_parser = parse_widths, default_value = "128,64,32")]
+    pub fc: Widths,
+    /// Convolution kernel size.
+    #[arg(long, default_value_t = 5)]
+    pub kernel: usize,
+    /// Convolution padding: same keeps map sizes (32 and 64 both work), valid shrinks them.
+    #[arg(long, value_enum, default_value = "same")]
+    pub padding: Padding,
+    /// Learning-rate schedule (stepped once per epoch).
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub schedule: ScheduleKind,
+    /// Epochs of linear warm-up before the schedule.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_epochs: usize,
+    /// Step schedule: epochs between decays.
+    #[arg(long, default_value_t = 10)]
+    pub step_size: usize,
+    /// Step schedule: decay factor.
+    #[arg(long, default_value_t = 0.1)]
+    pub gamma: f64,
+    /// Cosine schedule: final learning rate.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_lr: f64,
+    /// Early stopping: stop after this many epochs without a lower val loss.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Random brightness/contrast jitter on the device, new every epoch.
+    #[arg(long)]
+    pub augment: bool,
+    /// Jitter strength j: factors uniform in [1-j, 1+j].
+    #[arg(long, default_value_t = 0.25, requires = "augment")]
+    pub augment_strength: f64,
+    /// Seed of the initial weights, the epoch shuffles, dropout masks and jitter.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, or cuda:N (needs the CUDA build).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// CPU threads [default: RAYON_NUM_THREADS, else all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Continue the run in --run from its last checkpoint (starts it if there is none).
+    #[arg(long)]
+    pub resume: bool,
+    /// Start over: delete the run's files in --run first.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Stop after this epoch, leaving a run that --resume continues (as a job time limit would).
+    #[arg(long, value_name = "EPOCH")]
+    pub stop_after: Option<usize>,
+}
+
+fn default_weight_decay(kind: OptimizerKind) -> f64 {
+    match kind {
+        OptimizerKind::Sgd => 0.0,
+        OptimizerKind::Adamw => 0.01,
+    }
+}
+
+impl TrainArgs {
+    /// The spec these arguments describe for `cache` (size and classes come from the cache).
+    pub fn spec(&self, cache: &CacheInfo) -> TrainSpec {
+        self.spec_with(
+            cache.index.channels as usize,
+            cache.index.size as usize,
+            cache.index.classes.len(),
+        )
+    }
+
+    /// The spec for inputs of `size`×`size` with `in_channels` channels and `classes` classes.
+    pub fn spec_with(&self, in_channels: usize, size: usize, classes: usize) -> TrainSpec {
+        TrainSpec {
+            model: ModelSpec {
+                in_channels,
+                size,
+                classes,
+                conv: self.conv.0.clone(),
+                fc: self.fc.0.clone(),
+                kernel: self.kernel,
+                padding: self.padding,
+                dropout: self.dropout,
+            },
+            optimizer: OptimSpec {
+                kind: self.optimizer,
+                lr: self.lr,
+                momentum: self.momentum,
+                nesterov: self.nesterov,
+                weight_decay: self
+                    .weight_decay
+                    .unwrap_or_else(|| default_weight_decay(self.optimizer)),
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.adam_eps,
+            },
+            schedule: ScheduleSpec {
+                kind: self.schedule,
+                warmup_epochs: self.warmup_epochs,
+                step_size: self.step_size,
+                gamma: self.gamma,
+                min_lr: self.min_lr,
+            },
+            epochs: self.epochs,
+            batch: self.batch,
+            eval_batch: self.eval_batch,
+            seed: self.seed,
+            patience: self.patience,
+            augment: self.augment.then_some(self.augment_strength),
+        }
+    }
+
+    /// `base` (a stored run's spec) with only the flags given on the command line applied:
+    /// what `--resume` compares against the stored spec.
+    pub fn apply_explicit(&self, base: &TrainSpec, explicit: &BTreeSet<String>) -> TrainSpec {
+        let e = |f: &str| explicit.contains(f);
+        let mut s = base.clone();
+        let m = &mut s.model;
+        if e("conv") {
+            m.conv = self.conv.0.clone();
+        }
+        if e("fc") {
+            m.fc = self.fc.0.clone();
+        }
+        if e("kernel") {
+            m.kernel = self.kernel;
+        }
+        if e("padding") {
+            m.padding = self.padding;
+        }
+        if e("dropout") {
+            m.dropout = self.dropout;
+        }
+        let o = &mut s.optimizer;
+        if e("optimizer") {
+            o.kind = self.optimizer;
+            if !e("weight_decay") {
+                o.weight_decay = default_weight_decay(self.optimizer);
+            }
+        }
+        if e("weight_decay") {
+            o.weight_decay = self.weight_decay.unwrap_or(o.weight_decay);
+        }
+        if e("lr") {
+            o.lr = self.lr;
+        }
+        if e("momentum") {
+            o.momentum = self.momentum;
+        }
+        if e("nesterov") {
+            o.nesterov = self.nesterov;
+        }
+        if e("beta1") {
+            o.beta1 = self.beta1;
+        }
+        if e("beta2") {
+            o.beta2 = self.beta2;
+        }
+        if e("adam_eps") {
+            o.eps = self.adam_eps;
+        }
+        let sc = &mut s.schedule;
+        if e("schedule") {
+            sc.kind = self.schedule;
+        }
+        if e("warmup_epochs") {
+            sc.warmup_epochs = self.warmup_epochs;
+        }
+        if e("step_size") {
+            sc.step_size = self.step_size;
+        }
+        if e("gamma") {
+            sc.gamma = self.gamma;
+        }
+        if e("min_lr") {
+            sc.min_lr = self.min_lr;
+        }
+        if e("epochs") {
+            s.epochs = self.epochs;
+        }
+        if e("batch") {
+            s.batch = self.batch;
+        }
+        if e("eval_batch") {
+            s.eval_batch = self.eval_batch;
+        }
+        if e("seed") {
+            s.seed = self.seed;
+        }
+        if e("patience") {
+            s.patience = self.patience;
+        }
+        if e("augment") || e("augment_strength") {
+            s.augment = self.augment.then_some(self.augment_strength);
+        }
+        s
+    }
+}
+
+/// A command line that trains `spec` again, every setting spelled out.
+pub fn command_line(spec: &TrainSpec, cache: &str, run: &str) -> Vec<String> {
+    let list = |v: &[usize]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+        }
+    };
+    let m = &spec.model;
+    let o = &spec.optimizer;
+    let sc = &spec.schedule;
+    let mut a: Vec<String> = vec![
+        "trainer".into(),
+        "--cache".into(),
+        cache.into(),
+        "--run".into(),
+        run.into(),
+    ];
+    let mut push = |k: &str, v: String| {
+        a.push(format!("--{k}"));
+        a.push(v);
+    };
+    push("epochs", spec.epochs.to_string());
+    push("batch", spec.batch.to_string());
+    push("eval-batch", spec.eval_batch.to_string());
+    push("seed", spec.seed.to_string());
+    push("conv", list(&m.conv));
+    push("fc", list(&m.fc));
+    push("kernel", m.kernel.to_string());
+    push("padding", m.padding.as_str().into());
+    push("dropout", m.dropout.to_string());
+    push("optimizer", o.kind.as_str().into());
+    push("lr", o.lr.to_string());
+    push("weight-decay", o.weight_decay.to_string());
+    match o.kind {
+        OptimizerKind::Sgd => push("momentum", o.momentum.to_string()),
+        OptimizerKind::Adamw => {
+            push("beta1", o.beta1.to_string());
+            push("beta2", o.beta2.to_string());
+            push("adam-eps", o.eps.to_string());
+        }
+    }
+    push("schedule", sc.kind.as_str().into());
+    if sc.warmup_epochs > 0 {
+        push("warmup-epochs", sc.warmup_epochs.to_string());
+    }
+    match sc.kind {
+        ScheduleKind::Step => {
+            push("step-size", sc.step_size.to_string());
+            push("gamma", sc.gamma.to_string());
+        }
+        ScheduleKind::Cosine if sc.min_lr > 0.0 => push("min-lr", sc.min_lr.to_string()),
+        _ => {}
+    }
+    if let Some(p) = spec.patience {
+        push("patience", p.to_string());
+    }
+    if let Some(j) = spec.augment {
+        push("augment-strength", j.to_string());
+        a.push("--augment".into());
+    }
+    if o.kind == OptimizerKind::Sgd && o.nesterov {
+        a.push("--nesterov".into());
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    fn parse(argv: &[&str]) -> TrainArgs {
+        use clap::Parser;
+        Cli::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn command_line_round_trips() {
+        let a = parse(&[
+            "trainer",
+            "--cache",
+            "c",
+            "--run",
+            "r",
+            "--optimizer",
+            "adamw",
+            "--lr",
+            "0.003",
+            "--fc",
+            "none",
+            "--augment",
+            "--augment-strength",
+            "0.1",
+            "--schedule",
+            "step",
+            "--step-size",
+            "3",
+            "--patience",
+            "2",
+            "--dropout",
+            "0.25",
+        ]);
+        let spec = a.spec_with(1, 32, 4);
+        assert_eq!(spec.optimizer.weight_decay, 0.01);
+        let argv = command_line(&spec, "c", "r");
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        assert_eq!(parse(&argv).spec_with(1, 32, 4), spec);
+        let d = parse(&["trainer", "--cache", "c", "--run", "r"]).spec_with(1, 64, 5);
+        let argv = command_line(&d, "c", "r");
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        assert_eq!(parse(&argv).spec_with(1, 64, 5), d);
+    }
+
+    #[test]
+    fn resume_applies_only_explicit_flags() {
+        let stored =
+            parse(&["t", "--cache", "c", "--run", "r", "--lr", "0.05"]).spec_with(1, 32, 3);
+        let now = parse(&["t", "--cache", "c", "--run", "r", "--resume"]);
+        let none = BTreeSet::new();
+        assert_eq!(now.apply_explicit(&stored, &none), stored);
+        let explicit: BTreeSet<String> = ["lr".to_string()].into();
+        let merged = now.apply_explicit(&stored, &explicit);
+        assert_eq!(merged.optimizer.lr, 0.01);
+        assert_eq!(
+            stored.differences(&merged),
+            vec!["optimizer.lr: 0.05 vs 0.01"]
+        );
+    }
+
+    #[test]
+    fn widths_parse() {
+        assert_eq!(parse_widths("6,16,32").unwrap().0, vec![6, 16, 32]);
+        assert_eq!(parse_widths(" 8 , 4 ").unwrap().0, vec![8, 4]);
+        assert!(parse_widths("none").unwrap().0.is_empty());
+        assert!(parse_widths("").unwrap().0.is_empty());
+        assert!(parse_widths("6,0").unwrap_err().contains("at least 1"));
+        assert!(parse_widths("6,x").unwrap_err().contains("\"x\""));
+    }
+}

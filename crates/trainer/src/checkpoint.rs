@@ -1,0 +1,199 @@
+//! The two weight files of a run.
+//!
+//! `last.safetensors` is the run's single source of truth for resuming: the current weights
+//! (plain state-dict names), the best epoch's weights (`best.<name>`), the optimiser state
+//! (`optim.<name>.<buffer>`) and the training state (epochs done, best, patience counter and
+//! the deterministic per-epoch scores) as JSON in the metadata key `ballast.checkpoint`. One
+//! file, written atomically, so a kill can never pair weights with the wrong state. Everything
+//! else in the run folder can be rebuilt from it and config.json.
+//!
+//! `model.safetensors` is the best epoch's weights with PyTorch state-dict names, plus a
+//! self-description (architecture, classes, normalisation, epoch, scores) in `ballast.model`.
+//!
+//! Neither holds timings, so both are byte-identical for equal runs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::spec::ModelSpec;
+use crate::tensor_file::{self, HostTensor};
+
+pub const CHECKPOINT_FORMAT: &str = "ballast-checkpoint/1";
+pub const MODEL_FORMAT: &str = "ballast-model/1";
+pub const CHECKPOINT_KEY: &str = "ballast.checkpoint";
+pub const MODEL_KEY: &str = "ballast.model";
+const BEST_PREFIX: &str = "best.";
+const OPTIM_PREFIX: &str = "optim.";
+
+/// The deterministic results of one epoch (1-based).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochScores {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub lr: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    pub format: String,
+    /// The run identity (config + data) this state belongs to.
+    pub identity: String,
+    pub epochs_done: usize,
+    pub optimizer_steps: u64,
+    /// The epoch kept in model.safetensors: lowest val loss so far.
+    pub best: Option<EpochScores>,
+    /// Epochs since the val loss last improved (for --patience).
+    pub epochs_without_improvement: usize,
+    pub stopped_early: bool,
+    pub history: Vec<EpochScores>,
+}
+
+impl TrainState {
+    pub fn new(identity: &str) -> TrainState {
+        TrainState {
+            format: CHECKPOINT_FORMAT.into(),
+            identity: identity.into(),
+            epochs_done: 0,
+            optimizer_steps: 0,
+            best: None,
+            epochs_without_improvement: 0,
+            stopped_early: false,
+            history: Vec::new(),
+        }
+    }
+
+    /// Whether nothing remains to train for a run planned for `epochs`.
+    pub fn complete(&self, epochs: usize) -> bool {
+        self.stopped_early || self.epochs_done >= epochs
+    }
+}
+
+pub struct Checkpoint {
+    pub state: TrainState,
+    pub weights: BTreeMap<String, HostTensor>,
+    pub best_weights: BTreeMap<String, HostTensor>,
+    pub optimizer: BTreeMap<String, HostTensor>,
+}
+
+impl Checkpoint {
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut all = self.weights.clone();
+        for (k, v) in &self.best_weights {
+            all.insert(format!("{BEST_PREFIX}{k}"), v.clone());
+        }
+        for (k, v) in &self.optimizer {
+            all.insert(k.clone(), v.clone());
+        }
+        let mut meta = BTreeMap::new();
+        meta.insert(CHECKPOINT_KEY.to_string(), json(&self.state));
+        tensor_file::write(path, &all, &meta)
+    }
+
+    /// Reads a checkpoint and checks it belongs to the run `identity`.
+    pub fn read(path: &Path, identity: &str) -> Result<Checkpoint> {
+        let hint = "; use --force to start the run over";
+        let file = tensor_file::read(path).map_err(|e| match e {
+            TrainError::File { path, message } => TrainError::File {
+                path,
+                message: format!("{message}{hint}"),
+            },
+            other => other,
+        })?;
+        let state_json = file.metadata.get(CHECKPOINT_KEY).ok_or_else(|| {
+            TrainError::file(
+                path,
+                format!("no `{CHECKPOINT_KEY}` metadata: not a trainer checkpoint{hint}"),
+            )
+        })?;
+        let state: TrainState = serde_json::from_str(state_json)
+            .map_err(|e| TrainError::file(path, format!("malformed training state: {e}{hint}")))?;
+        if state.format != CHECKPOINT_FORMAT {
+            return Err(TrainError::file(
+                path,
+                format!(
+                    "format {:?}, expected {CHECKPOINT_FORMAT:?}{hint}",
+                    state.format
+                ),
+            ));
+        }
+        if state.identity != identity {
+            return Err(TrainError::file(
+                path,
+                format!("belongs to a different run configuration than config.json{hint}"),
+            ));
+        }
+        let mut weights = BTreeMap::new();
+        let mut best_weights = BTreeMap::new();
+        let mut optimizer = BTreeMap::new();
+        for (k, v) in file.tensors {
+            if let Some(name) = k.strip_prefix(BEST_PREFIX) {
+                best_weights.insert(name.to_string(), v);
+            } else if k.starts_with(OPTIM_PREFIX) {
+                optimizer.insert(k, v);
+            } else {
+                weights.insert(k, v);
+            }
+        }
+        Ok(Checkpoint {
+            state,
+            weights,
+            best_weights,
+            optimizer,
+        })
+    }
+}
+
+/// What model.safetensors says about itself (metadata `ballast.model`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    pub format: String,
+    pub model: ModelSpec,
+    pub classes: Vec<String>,
+    /// Input normalisation: (x/255 − mean)/std.
+    pub mean: f64,
+    pub std: f64,
+    /// The epoch these weights come from, and its scores.
+    pub epoch: usize,
+    pub val_loss: f64,
+    pub val_acc: f64,
+}
+
+pub fn write_model(
+    path: &Path,
+    weights: &BTreeMap<String, HostTensor>,
+    meta: &ModelMeta,
+) -> Result<()> {
+    let mut m = BTreeMap::new();
+    m.insert(MODEL_KEY.to_string(), json(meta));
+    tensor_file::write(path, weights, &m)
+}
+
+/// Reads model.safetensors: its weights and self-description.
+pub fn read_model(path: &Path) -> Result<(BTreeMap<String, HostTensor>, ModelMeta)> {
+    if !path.is_file() {
+        return Err(TrainError::file(
+            path,
+            "missing: the run has not finished an epoch yet (or this is not a run folder)",
+        ));
+    }
+    let file = tensor_file::read(path)?;
+    let meta_json = file.metadata.get(MODEL_KEY).ok_or_else(|| {
+        TrainError::file(
+            path,
+            format!("no `{MODEL_KEY}` metadata: not a ballast model"),
+        )
+    })?;
+    let meta: ModelMeta = serde_json::from_str(meta_json)
+        .map_err(|e| TrainError::file(path, format!("malformed `{MODEL_KEY}` metadata: {e}")))?;
+    Ok((file.tensors, meta))
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}

@@ -1,0 +1,106 @@
+# ballast as a Makefile: photos -> tiles -> cache -> run -> evaluation and field scores.
+#
+#   make -f scripts/pipeline.mk PHOTOS=photos WORK=work            # everything
+#   make -f scripts/pipeline.mk PHOTOS=photos WORK=work -j2 score  # ... and score FIELD photos
+#   make -f scripts/pipeline.mk ... clean                          # remove WORK
+#
+# Each stage's target is a stamp under $(WORK)/.stamps, touched when the stage succeeds; its
+# prerequisites are the previous stage's stamp, the input files and a parameters file that is
+# rewritten only when the stage's parameters change. So a second `make` does nothing, touching a
+# photo reruns the tiler (which re-tiles only that photo, if its content changed) and then the
+# later stages (each of which finds itself up to date unless its input really changed), and
+# changing e.g. SIZE reruns the packer and everything after it. The stages' own up-to-date
+# checks make a rerun cheap even when make decides to call them.
+
+PHOTOS    ?= photos
+WORK      ?= work
+BIN       ?= target/release
+FIELD     ?=
+CLASS_MAP ?=
+
+# tiler
+TILE_SIZE    ?= 500
+TILE_MODE    ?= --grid
+VAL_FRACTION ?= 0.2
+SEED         ?= 0
+MAX_BAD      ?= 10
+TILER_JOBS   ?= 1
+# packer
+SIZE   ?= 64
+JITTER ?= 0.25
+COPIES ?= 1
+# trainer
+RUN_NAME  ?= default
+EPOCHS    ?= 10
+BATCH     ?= 64
+LR        ?= 0.01
+MOMENTUM  ?= 0.9
+OPTIMIZER ?= sgd
+DEVICE    ?= cpu
+THREADS   ?=
+TRAIN_EXTRA ?=
+
+TILES  := $(WORK)/tiles
+CACHE  := $(WORK)/cache
+RUN    := $(WORK)/runs/$(RUN_NAME)
+EVAL   := $(WORK)/eval/$(RUN_NAME)
+STAMPS := $(WORK)/.stamps
+PARAMS := $(WORK)/.params
+
+THREADS_ARG := $(if $(THREADS),--threads $(THREADS),)
+TILER_ARGS  := --size $(TILE_SIZE) $(TILE_MODE) --val-fraction $(VAL_FRACTION) --seed $(SEED) --max-bad $(MAX_BAD) $(THREADS_ARG)
+PACKER_ARGS := --size $(SIZE) --jitter $(JITTER) --copies $(COPIES) --seed $(SEED) $(THREADS_ARG)
+TRAIN_ARGS  := --epochs $(EPOCHS) --batch $(BATCH) --lr $(LR) --momentum $(MOMENTUM) --optimizer $(OPTIMIZER) --device $(DEVICE) --seed $(SEED) $(THREADS_ARG) $(TRAIN_EXTRA)
+
+PHOTO_FILES := $(shell find $(PHOTOS) -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' -o -iname '*.tif' -o -iname '*.tiff' \) 2>/dev/null | sort)
+FIELD_FILES := $(if $(FIELD),$(shell find $(FIELD) -type f 2>/dev/null | sort),)
+TILER_JOB_STAMPS := $(foreach i,$(shell seq 0 $$(($(TILER_JOBS)-1))),$(STAMPS)/tiler-$(i)-of-$(TILER_JOBS))
+
+.PHONY: all tiles cache train eval score clean FORCE
+.DELETE_ON_ERROR:
+
+all: eval
+tiles: $(STAMPS)/tiles
+cache: $(STAMPS)/cache
+train: $(STAMPS)/train
+eval: $(STAMPS)/eval
+score: $(WORK)/field-scores.csv
+
+# A parameters file changes (and so triggers its stage) only when its contents change.
+$(PARAMS)/%: FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(ARGS_$*)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+ARGS_tiler  = $(TILER_ARGS) $(PHOTOS)
+ARGS_packer = $(PACKER_ARGS)
+ARGS_train  = $(TRAIN_ARGS)
+
+# The tiler may run as TILER_JOBS independent jobs (make -j runs them side by side); the job that
+# finishes last writes tiles/manifest.jsonl and tiles/tiler.json.
+$(STAMPS)/tiler-%-of-$(TILER_JOBS): $(PHOTO_FILES) $(PARAMS)/tiler
+	@mkdir -p $(@D)
+	$(BIN)/tiler --input $(PHOTOS) --out $(TILES) $(TILER_ARGS) --shard $*/$(TILER_JOBS)
+	@touch $@
+
+$(STAMPS)/tiles: $(TILER_JOB_STAMPS)
+	@test -f $(TILES)/manifest.jsonl || { echo "tiler jobs finished but $(TILES)/manifest.jsonl is missing" >&2; exit 1; }
+	@touch $@
+
+$(STAMPS)/cache: $(STAMPS)/tiles $(PARAMS)/packer
+	$(BIN)/packer --tiles $(TILES) --out $(CACHE) $(PACKER_ARGS)
+	@touch $@
+
+$(STAMPS)/train: $(STAMPS)/cache $(PARAMS)/train
+	$(BIN)/trainer --cache $(CACHE) --run $(RUN) $(TRAIN_ARGS)
+	@touch $@
+
+$(STAMPS)/eval: $(STAMPS)/train
+	$(BIN)/scorer eval --run $(RUN) --cache $(CACHE) --out $(EVAL)
+	@touch $@
+
+$(WORK)/field-scores.csv: $(STAMPS)/train $(FIELD_FILES)
+	@test -n "$(FIELD)" || { echo "set FIELD=DIR (photos to score)" >&2; exit 2; }
+	$(BIN)/scorer photos --run $(RUN) $(if $(CLASS_MAP),--class-map $(CLASS_MAP),) --out $@ $(FIELD)
+
+clean:
+	rm -rf $(WORK)
