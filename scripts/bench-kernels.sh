@@ -10,6 +10,10 @@
 #
 # Python comes from $PYTHON (or $BALLAST_PYTHON), else scripts/pyenv.sh builds a venv from
 # scripts/requirements-bench.txt. OMP_WAIT_POLICY=PASSIVE is set for torch (MEASUREMENTS.md).
+# The candle side runs with CANDLE_BARRIER_POOL_SPIN_LIMIT=0 unless set: candle 0.11's own
+# worker pool for element-wise ops otherwise spins 25 000 rounds after each op, stealing a core
+# from the next kernel on small machines (the analogue of torch's OMP_WAIT_POLICY=PASSIVE).
+# Set CANDLE_BARRIER_POOL_SPIN_LIMIT=25000 to time candle's default.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -36,6 +40,8 @@ results="$OUT/results.jsonl"
 : > "$results"
 
 export OMP_WAIT_POLICY=PASSIVE
+export CANDLE_BARRIER_POOL_SPIN_LIMIT=${CANDLE_BARRIER_POOL_SPIN_LIMIT:-0}
+echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY CANDLE_BARRIER_POOL_SPIN_LIMIT=$CANDLE_BARRIER_POOL_SPIN_LIMIT" >&2
 for size in $SIZES; do
   for batch in $BATCHES; do
     for t in $THREADS; do

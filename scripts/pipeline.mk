@@ -91,7 +91,7 @@ $(STAMPS)/cache: $(STAMPS)/tiles $(PARAMS)/packer
 	@touch $@
 
 $(STAMPS)/train: $(STAMPS)/cache $(PARAMS)/train
-	$(BIN)/trainer --cache $(CACHE) --run $(RUN) $(TRAIN_ARGS)
+	$(BIN)/trainer --cache $(CACHE) --run $(RUN) $(TRAIN_ARGS) --resume --restart-if-changed
 	@touch $@
 
 $(STAMPS)/eval: $(STAMPS)/train

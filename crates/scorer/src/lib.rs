@@ -1,1 +1,28 @@
-//! ballast scorer (not built yet).
+//! ballast scorer: what a trained run is worth, and what it says about new photos.
+//!
+//! - [`eval`]: `scorer eval`: the run's best model on the cache's val split: accuracy,
+//!   per-class precision/recall/F1, confusion matrix, per-photo accuracy, every mistake with its
+//!   provenance ([`metrics`], [`aggregate`], [`confusion_svg`]).
+//! - [`photos`]: `scorer photos`: field photos decoded and cut with the tiler's code
+//!   ([`ballast_tiler::photo`], [`ballast_tiler::windows`]), preprocessed with the packer's
+//!   ([`ballast_packer::preprocess`]), scored with the trainer's model
+//!   ([`ballast_trainer::classifier::TrainedRun`]): one implementation, no train/serve skew
+//!   ([`photo_scorer`], [`inputs`], [`output`], [`class_map`], [`watch`]).
+//! - [`compat`]: whether a run and a cache (or photos) belong together.
+
+pub mod aggregate;
+pub mod class_map;
+pub mod compat;
+pub mod confusion_svg;
+pub mod csv_text;
+pub mod error;
+pub mod eval;
+pub mod inference;
+pub mod inputs;
+pub mod metrics;
+pub mod output;
+pub mod photo_scorer;
+pub mod photos;
+pub mod watch;
+
+pub use error::ScoreError;

@@ -1,3 +1,253 @@
-fn main() -> std::process::ExitCode {
-    ballast_cli::not_built_yet("scorer")
+//! `scorer`: argument parsing only; the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ballast_cli::CommonArgs;
+use ballast_scorer::eval::{EvalOptions, EvalOutcome, eval};
+use ballast_scorer::output::Format;
+use ballast_scorer::photos::{PhotosOptions, photos};
+use ballast_scorer::watch::WatchOptions;
+use clap::{Parser, Subcommand};
+
+/// Evaluate a trained run on the cache's val split, or score field photos with it.
+#[derive(Parser)]
+#[command(name = "scorer", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Options both commands take.
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Trainer run folder (config.json + model.safetensors).
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// cpu, or cuda:N (needs the CUDA build).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// CPU threads [default: RAYON_NUM_THREADS, else all cores].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Accuracy, per-class precision/recall/F1, confusion matrix and per-photo accuracy on the
+    /// cache's val split; writes report.json, confusion.svg, confusion-photos.svg and
+    /// predictions.csv.
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Tensor cache folder (index.json + shards) with the same classes, size and
+        /// preprocessing as the run's data.
+        #[arg(long, value_name = "DIR")]
+        cache: PathBuf,
+        /// Output folder [default: RUN/eval].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Samples per model call [default: the run's --eval-batch].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        batch: Option<u64>,
+        /// Evaluate again even if report.json already describes this model on this cache.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Score photos: per photo the predicted class, mean probability per class, tile votes,
+    /// agreement, and with --class-map the expected compaction. CSV, JSON or JSON Lines.
+    Photos {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Photo files and folders (searched recursively for jpg/jpeg/png/tif/tiff).
+        #[arg(value_name = "PHOTO_OR_DIR")]
+        inputs: Vec<PathBuf>,
+        /// Compaction value per class (TOML or CSV), for the expected compaction.
+        #[arg(long, value_name = "FILE")]
+        class_map: Option<PathBuf>,
+        /// Output file; the format follows its extension (.csv, .json, .jsonl) [default: CSV on
+        /// stdout].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Output format, overriding the extension of --out.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Also write every window's probabilities (.csv or .jsonl) to FILE.
+        #[arg(long, value_name = "FILE")]
+        per_tile: Option<PathBuf>,
+        /// Window side in photo pixels [default: the tile size of the run's data].
+        #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(1..))]
+        tile_size: Option<u32>,
+        /// Grid step in photo pixels [default: the window side, a non-overlapping grid].
+        #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(1..))]
+        stride: Option<u32>,
+        /// Refuse photos declaring more pixels than this (decompression bombs), e.g. 250M.
+        #[arg(long, default_value = "250M", value_parser = parse_pixels)]
+        max_pixels: u64,
+        /// Fail (exit 1, writing nothing) when more photos than this cannot be scored.
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        max_bad: u64,
+        /// Samples per model call.
+        #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+        batch: u64,
+        /// Score photos as they appear in DIR (one output line each) until interrupted.
+        #[arg(long, value_name = "DIR")]
+        watch: Option<PathBuf>,
+        /// Watch mode: how often to look at the folder.
+        #[arg(long, value_name = "MS", default_value_t = 500, requires = "watch")]
+        poll_ms: u64,
+        /// Watch mode: a file must keep its size and mtime this long before it is read.
+        #[arg(long, value_name = "MS", default_value_t = 1000, requires = "watch")]
+        settle_ms: u64,
+        /// Watch mode: a JPEG still lacking its end marker after this long is reported as
+        /// truncated.
+        #[arg(long, value_name = "MS", default_value_t = 60_000, requires = "watch")]
+        give_up_ms: u64,
+        /// Watch mode: stop after N photos (scored or bad).
+        #[arg(long, value_name = "N", requires = "watch")]
+        watch_limit: Option<u64>,
+        /// Watch mode: stop after S seconds.
+        #[arg(long, value_name = "S", requires = "watch")]
+        watch_timeout: Option<f64>,
+    },
+}
+
+/// Pixel counts: `250000000`, `250M`, `250MP`, `1.5G`, `800k`.
+fn parse_pixels(s: &str) -> Result<u64, String> {
+    let upper = s.trim().to_ascii_uppercase();
+    let body = upper.strip_suffix('P').unwrap_or(&upper);
+    let (num, mult) = match body.chars().last() {
+        Some('K') => (&body[..body.len() - 1], 1e3),
+        Some('M') => (&body[..body.len() - 1], 1e6),
+        Some('G') => (&body[..body.len() - 1], 1e9),
+        _ => (body, 1.0),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a pixel count (e.g. 250M or 250000000)"))?;
+    if !v.is_finite() || v * mult < 1.0 || v * mult > u64::MAX as f64 {
+        return Err(format!("{s:?} is not a positive pixel count"));
+    }
+    Ok((v * mult).round() as u64)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ballast_cli::init_logging(&cli.common);
+    let quiet = cli.common.quiet;
+    ballast_cli::run_main(|| match cli.command {
+        Command::Eval {
+            model,
+            cache,
+            out,
+            batch,
+            force,
+        } => {
+            ballast_trainer::runtime::init(model.threads)?;
+            let device = ballast_trainer::device::open(&model.device)?;
+            let opts = EvalOptions {
+                run: model.run,
+                cache,
+                out,
+                batch: batch.map(|b| b as usize),
+                device,
+                force,
+                quiet,
+            };
+            match eval(&opts)? {
+                EvalOutcome::UpToDate { out, summary } => {
+                    tracing::info!(
+                        "{}: up to date (same model and cache); --force evaluates again",
+                        out.display()
+                    );
+                    println!("{summary}");
+                }
+                EvalOutcome::Written { out, summary, .. } => {
+                    print!("{summary}");
+                    println!("wrote {}", out.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Photos {
+            model,
+            inputs,
+            class_map,
+            out,
+            format,
+            per_tile,
+            tile_size,
+            stride,
+            max_pixels,
+            max_bad,
+            batch,
+            watch,
+            poll_ms,
+            settle_ms,
+            give_up_ms,
+            watch_limit,
+            watch_timeout,
+        } => {
+            ballast_trainer::runtime::init(model.threads)?;
+            let device = ballast_trainer::device::open(&model.device)?;
+            let watch = match watch {
+                Some(dir) => Some(WatchOptions {
+                    dir,
+                    poll: Duration::from_millis(poll_ms),
+                    settle: Duration::from_millis(settle_ms),
+                    give_up: Duration::from_millis(give_up_ms),
+                    limit: watch_limit,
+                    timeout: match watch_timeout {
+                        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+                        Some(s) => anyhow::bail!("--watch-timeout {s}: expected seconds ≥ 0"),
+                        None => None,
+                    },
+                }),
+                None => None,
+            };
+            let opts = PhotosOptions {
+                run: model.run,
+                inputs,
+                class_map,
+                out,
+                format,
+                per_tile,
+                tile_size,
+                stride,
+                max_pixels,
+                max_bad,
+                batch: batch as usize,
+                device,
+                quiet,
+                watch,
+            };
+            photos(&opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pixel_counts() {
+        assert_eq!(parse_pixels("250M").unwrap(), 250_000_000);
+        assert_eq!(parse_pixels("1.5g").unwrap(), 1_500_000_000);
+        assert_eq!(parse_pixels("800kp").unwrap(), 800_000);
+        assert_eq!(parse_pixels("1000").unwrap(), 1000);
+        assert!(parse_pixels("lots").is_err());
+        assert!(parse_pixels("0").is_err());
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -128,6 +128,11 @@ pub struct TrainArgs {
     /// Start over: delete the run's files in --run first.
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
+    /// For Makefiles and cluster jobs: if --run holds a run of other settings or other data,
+    /// start over instead of refusing (an identical complete run is still up to date, and with
+    /// --resume an identical unfinished one is continued).
+    #[arg(long)]
+    pub restart_if_changed: bool,
     /// Stop after this epoch, leaving a run that --resume continues (as a job time limit would).
     #[arg(long, value_name = "EPOCH")]
     pub stop_after: Option<usize>,

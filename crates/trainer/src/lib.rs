@@ -23,6 +23,7 @@ pub mod notes;
 pub mod optim;
 pub mod run_files;
 pub mod runs_table;
+pub mod runtime;
 pub mod spec;
 pub mod synthetic;
 pub mod tensor_file;

@@ -108,20 +108,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            // candle's matmul sizes its own parallelism from RAYON_NUM_THREADS (else physical
-            // cores): set it to the pool's size so --threads means the same thing everywhere.
-            let wanted = cli.train.threads.or_else(|| {
-                std::env::var("RAYON_NUM_THREADS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n: &usize| n > 0)
-                    .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
-            });
-            if let Some(n) = wanted.filter(|&n| n > 0) {
-                // SAFETY: no other thread exists yet (the rayon pool is built just below).
-                unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
-            }
-            let threads = ballast_cli::init_threads(wanted)?;
+            let threads = ballast_trainer::runtime::init(cli.train.threads)?;
             let req = TrainRequest {
                 args: cli.train,
                 explicit,

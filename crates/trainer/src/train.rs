@@ -67,7 +67,7 @@ pub fn train(req: &TrainRequest) -> Result<Outcome> {
     let info = CacheInfo::open(cache_dir)?;
     let run = RunDir::new(run_dir);
     let plan = plan_run(req, &info, &run)?;
-    let (spec, stored, ckpt) = match plan {
+    let (spec, stored, ckpt, replace) = match plan {
         Plan::UpToDate(state) => {
             info!(
                 "{}: up to date ({} epochs done, same config and data)",
@@ -78,7 +78,7 @@ pub fn train(req: &TrainRequest) -> Result<Outcome> {
                 epochs_done: state.epochs_done,
             });
         }
-        Plan::Train(p) => (p.spec, p.stored, p.checkpoint),
+        Plan::Train(p) => (p.spec, p.stored, p.checkpoint, p.replace),
     };
 
     let device = crate::device::open(&args.device)?;
@@ -134,7 +134,7 @@ pub fn train(req: &TrainRequest) -> Result<Outcome> {
         },
     };
     // Only now, with the new config checked and the data loaded, is an old run replaced.
-    if args.force {
+    if args.force || replace {
         run.clear()?;
     }
     std::fs::create_dir_all(&run.dir).map_err(|e| TrainError::io(&run.dir, e))?;
@@ -154,6 +154,8 @@ struct TrainPlan {
     spec: TrainSpec,
     stored: Option<RunConfig>,
     checkpoint: Option<Checkpoint>,
+    /// The folder holds another run that this one replaces (`--restart-if-changed`).
+    replace: bool,
 }
 
 /// Decides what to do with the run folder before any data is loaded.
@@ -170,11 +172,25 @@ fn plan_run(req: &TrainRequest, info: &CacheInfo, run: &RunDir) -> Result<Plan> 
             spec: fresh,
             stored: None,
             checkpoint: None,
+            replace: false,
         })));
     }
     let stored = RunConfig::read(&cfg_path)?;
     let dir = run.dir.display();
+    let restart = |why: &str| -> Result<Plan> {
+        info!("{dir}: {why}; --restart-if-changed: starting over");
+        fresh.check()?;
+        Ok(Plan::Train(Box::new(TrainPlan {
+            spec: fresh.clone(),
+            stored: None,
+            checkpoint: None,
+            replace: true,
+        })))
+    };
     if stored.data.index_digest != info.index_digest {
+        if args.restart_if_changed {
+            return restart("the cache changed since this run was trained");
+        }
         return Err(TrainError::file(
             &run.dir,
             format!(
@@ -189,7 +205,7 @@ fn plan_run(req: &TrainRequest, info: &CacheInfo, run: &RunDir) -> Result<Plan> 
     let spec = if args.resume {
         args.apply_explicit(&stored.spec, &req.explicit)
     } else {
-        fresh
+        fresh.clone()
     };
     let last = run.path(LAST_FILE);
     let ckpt = if last.is_file() {
@@ -202,6 +218,9 @@ fn plan_run(req: &TrainRequest, info: &CacheInfo, run: &RunDir) -> Result<Plan> 
     if !diffs.is_empty() {
         let only_epochs = diffs.iter().all(|d| d.starts_with("epochs:"));
         let extend = args.resume && only_epochs && stored.spec.schedule.extensible();
+        if !extend && args.restart_if_changed {
+            return restart(&format!("settings changed ({})", diffs.join(", ")));
+        }
         if !extend {
             let hint = if only_epochs && !stored.spec.schedule.extensible() {
                 " (a cosine schedule spans the planned epochs, so a run cannot be extended; \
@@ -264,6 +283,7 @@ fn plan_run(req: &TrainRequest, info: &CacheInfo, run: &RunDir) -> Result<Plan> 
                 spec,
                 stored: Some(stored),
                 checkpoint,
+                replace: false,
             })))
         }
     }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use ballast_trainer::synthetic::SynthCache;
 use common::*;
 
 #[test]
@@ -255,6 +256,54 @@ fn up_to_date_different_config_and_force() {
     ok(&refs(&other));
     let c: serde_json::Value = serde_json::from_slice(&read(&run.join("config.json"))).unwrap();
     assert_eq!(c["spec"]["optimizer"]["lr"], 0.02);
+}
+
+#[test]
+fn restart_if_changed_replaces_only_a_different_run() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = small_cache(t.path());
+    let run = t.path().join("r");
+    let mut args = small_args(&cache, &run, 1);
+    args.extend(["--resume", "--restart-if-changed"].map(String::from));
+    ok(&refs(&args));
+    let first = read(&run.join("model.safetensors"));
+    // Same settings and data: up to date, nothing rewritten.
+    ok(&refs(&args));
+    assert_eq!(read(&run.join("model.safetensors")), first);
+    // Other settings: the old run is replaced by a fresh one, not refused.
+    let mut other = args.clone();
+    other.extend(["--lr", "0.02"].map(String::from));
+    ok(&refs(&other));
+    let c: serde_json::Value = serde_json::from_slice(&read(&run.join("config.json"))).unwrap();
+    assert_eq!(c["spec"]["optimizer"]["lr"], 0.02);
+    assert_eq!(
+        c["invocations"].as_array().unwrap().len(),
+        1,
+        "old run's history kept"
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        1,
+        "old run's metrics kept:\n{metrics}"
+    );
+    // Other data: replaced as well.
+    let cache2 = cache_with(
+        &t.path().join("second"),
+        SynthCache {
+            seed: 9,
+            ..SynthCache::default().with_size(16)
+        },
+    );
+    let mut moved = other.clone();
+    for a in moved.iter_mut() {
+        if *a == cache.display().to_string() {
+            *a = cache2.display().to_string();
+        }
+    }
+    ok(&refs(&moved));
+    let c: serde_json::Value = serde_json::from_slice(&read(&run.join("config.json"))).unwrap();
+    assert_eq!(c["data"]["cache"], cache2.display().to_string());
 }
 
 #[test]

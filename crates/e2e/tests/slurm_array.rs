@@ -1,0 +1,66 @@
+//! The Slurm job scripts run as array tasks without Slurm: the environment set as Slurm sets
+//! it, tasks in a shuffled order, and the result byte-identical to a single run.
+
+use std::path::Path;
+use std::process::Command;
+
+use ballast_e2e::{assert_same_tree, bin_dir, ok, root, synth_photos};
+
+fn job(script: &str, photos: &Path, work: &Path, task: Option<(usize, usize, usize)>) -> Command {
+    let mut c = Command::new("bash");
+    c.arg(root().join("scripts/slurm").join(script))
+        .env("BALLAST_BIN", bin_dir())
+        .env("BALLAST_SLURM_DIR", root().join("scripts/slurm"))
+        .env("PHOTOS", photos)
+        .env("WORK", work)
+        .env("TILE_SIZE", "64")
+        .env("SIZE", "16")
+        .env("PACK_SHARDS", "4")
+        .env("SLURM_CPUS_PER_TASK", "1")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .env_remove("SLURM_ARRAY_TASK_MIN");
+    if let Some((id, count, min)) = task {
+        c.env("SLURM_ARRAY_TASK_ID", id.to_string())
+            .env("SLURM_ARRAY_TASK_COUNT", count.to_string())
+            .env("SLURM_ARRAY_TASK_MIN", min.to_string());
+    }
+    c
+}
+
+#[test]
+fn four_array_tasks_in_shuffled_order_equal_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    synth_photos(&photos, 3, 6, 320, 192, 5);
+    let single = tmp.path().join("single");
+    let array = tmp.path().join("array");
+
+    ok(&mut job("tile.sbatch", &photos, &single, None));
+    ok(&mut job("pack.sbatch", &photos, &single, None));
+
+    // Tiler array --array=0-3, tasks finishing in the order 2, 0, 3, 1.
+    for (n, id) in [2, 0, 3, 1].into_iter().enumerate() {
+        ok(&mut job("tile.sbatch", &photos, &array, Some((id, 4, 0))));
+        let done = array.join("tiles/manifest.jsonl").exists();
+        assert_eq!(
+            done,
+            n == 3,
+            "manifest must appear exactly when the last task finishes"
+        );
+    }
+    // Packer array --array=1-4 (ids start at 1), in the order 4, 2, 1, 3.
+    for (n, id) in [4, 2, 1, 3].into_iter().enumerate() {
+        ok(&mut job("pack.sbatch", &photos, &array, Some((id, 4, 1))));
+        let done = array.join("cache/index.json").exists();
+        assert_eq!(
+            done,
+            n == 3,
+            "index.json must appear exactly when the last task finishes"
+        );
+    }
+
+    assert_same_tree(&single.join("tiles"), &array.join("tiles"));
+    assert_same_tree(&single.join("cache"), &array.join("cache"));
+    assert!(!array.join("tiles/.parts").exists() && !array.join("cache/.parts").exists());
+}

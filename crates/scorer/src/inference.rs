@@ -1,0 +1,47 @@
+//! Running the trained model over u8 samples already on its device, a batch at a time, and
+//! bringing the per-sample results back to the host.
+//!
+//! Normalisation, logits and softmax are the trainer's own ([`TrainedRun::logits`],
+//! `Logits::probabilities`, `Logits::predictions`): the predicted class is the argmax of the
+//! logits exactly as the trainer counts val accuracy, so equal inputs give equal counts.
+
+use ballast_trainer::classifier::TrainedRun;
+use candle_core::Tensor;
+
+use crate::aggregate::TileScores;
+use crate::error::{Result, ScoreError};
+
+/// Scores every sample of `images` (u8 [N,1,S,S] on the run's device), `batch` at a time, in
+/// order. `progress` is told how many samples each batch held.
+pub fn score(
+    run: &TrainedRun,
+    images: &Tensor,
+    batch: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<TileScores> {
+    if batch == 0 {
+        return Err(ScoreError::usage("--batch must be at least 1"));
+    }
+    let n = images.dim(0)?;
+    let classes = run.classes().len();
+    let mut out = TileScores {
+        classes,
+        probs: Vec::with_capacity(n * classes),
+        preds: Vec::with_capacity(n),
+        logits: Vec::with_capacity(n * classes),
+    };
+    let mut start = 0;
+    while start < n {
+        let len = batch.min(n - start);
+        let x = images.narrow(0, start, len)?;
+        let logits = run.logits(&x)?;
+        out.logits
+            .extend(logits.tensor().flatten_all()?.to_vec1::<f32>()?);
+        out.probs
+            .extend(logits.probabilities()?.flatten_all()?.to_vec1::<f32>()?);
+        out.preds.extend(logits.predictions()?.to_vec1::<u32>()?);
+        progress(len);
+        start += len;
+    }
+    Ok(out)
+}

@@ -1,0 +1,220 @@
+//! Shared by the scorer's end-to-end tests: a small real pipeline (fixtures/photos → tiler →
+//! packer → trainer, in-process through the libraries) built once per test binary, and the
+//! real `scorer` binary.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use ballast_format::tiler_files::WindowMode;
+use clap::Parser;
+
+/// Window side the fixture is tiled at: 480×320 photos give 5×3 windows each.
+pub const TILE: u32 = 96;
+/// Sample side the fixture is packed at.
+pub const SIZE: u32 = 32;
+/// Share of photos in val and the split seed: two g1-fine photos and one g3-medium photo go to
+/// val; g2-medium-fine has none, so eval meets a class without support.
+pub const VAL_FRACTION: f64 = 0.25;
+pub const SPLIT_SEED: u64 = 7;
+
+pub struct Fixture {
+    pub root: PathBuf,
+    pub photos: PathBuf,
+    pub tiles: PathBuf,
+    pub cache: PathBuf,
+    pub run: PathBuf,
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn fixture_photos() -> PathBuf {
+    repo().join("fixtures/photos")
+}
+
+#[derive(Parser)]
+struct TrainCli {
+    #[command(flatten)]
+    args: ballast_trainer::args::TrainArgs,
+}
+
+/// The pipeline, built once per test binary under the target's tmp folder.
+pub fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let bin = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "tests".into());
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("scorer-{bin}"));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        build(root)
+    })
+}
+
+fn build(root: PathBuf) -> Fixture {
+    let photos = fixture_photos();
+    let tiles = root.join("tiles");
+    let cache = root.join("cache");
+    let run = root.join("run");
+    let mut cfg = ballast_tiler::Config::new(&photos, &tiles);
+    cfg.size = TILE;
+    cfg.windows = WindowMode::Grid { stride: TILE };
+    cfg.val_fraction = VAL_FRACTION;
+    cfg.split_seed = SPLIT_SEED;
+    cfg.quiet = true;
+    ballast_tiler::run(&cfg).expect("tiler");
+    let pack = ballast_packer::PackOptions {
+        tiles: tiles.clone(),
+        out: cache.clone(),
+        settings: ballast_packer::Settings {
+            size: SIZE,
+            jitter: 0.25,
+            copies: 1,
+            seed: 0,
+            shards: Some(2),
+        },
+        job: ballast_format::JobShard::WHOLE,
+        force: false,
+        max_bad: 0,
+        quiet: true,
+    };
+    ballast_packer::pack(&pack).expect("packer");
+    let argv: Vec<String> = [
+        "trainer",
+        "--cache",
+        cache.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--conv",
+        "4,8",
+        "--fc",
+        "16",
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.003",
+        "--batch",
+        "16",
+        "--eval-batch",
+        "32",
+        "--epochs",
+        "25",
+        "--threads",
+        "1",
+        "-q",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let args = TrainCli::try_parse_from(argv.iter().filter(|a| *a != "-q"))
+        .expect("trainer arguments")
+        .args;
+    let req = ballast_trainer::train::TrainRequest {
+        args,
+        explicit: BTreeSet::new(),
+        argv,
+        threads: 1,
+        quiet: true,
+    };
+    // One thread, as the scorer runs in these tests (CPU results are reproducible per count).
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| ballast_trainer::train::train(&req))
+        .expect("trainer");
+    Fixture {
+        photos,
+        tiles,
+        cache,
+        run,
+        root,
+    }
+}
+
+/// A fresh empty folder under the fixture root.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = fixture().root.join("scratch").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn scorer() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_scorer"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+pub fn run(args: &[&str]) -> Output {
+    scorer().args(args).output().expect("scorer starts")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs and asserts success.
+pub fn ok(args: &[&str]) -> Output {
+    let o = run(args);
+    assert!(o.status.success(), "scorer {args:?} failed: {}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    o
+}
+
+/// Runs and asserts exit status 1 with an error containing every one of `needles`.
+pub fn fails(args: &[&str], needles: &[&str]) -> String {
+    let o = run(args);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "scorer {args:?}: {e}");
+    assert!(e.contains("error: "), "{e}");
+    for n in needles {
+        assert!(e.contains(n), "expected {n:?} in: {e}");
+    }
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+pub fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Copies a folder (flat or nested) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+pub fn json(p: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The fixture's val photos (relative paths), from the tiler's manifest.
+pub fn val_photos() -> Vec<String> {
+    let m = ballast_format::manifest::read(&fixture().tiles.join("manifest.jsonl")).unwrap();
+    let set: BTreeSet<String> = m
+        .into_iter()
+        .filter(|r| r.split == ballast_format::Split::Val)
+        .map(|r| r.photo)
+        .collect();
+    set.into_iter().collect()
+}
