@@ -58,6 +58,8 @@ TILER_JOB_STAMPS := $(foreach i,$(shell seq 0 $$(($(TILER_JOBS)-1))),$(STAMPS)/t
 
 .PHONY: all tiles cache train eval score clean FORCE
 .DELETE_ON_ERROR:
+# The parameter files are made by a pattern rule; keep make from deleting them as intermediates.
+.SECONDARY: $(PARAMS)/tiler $(PARAMS)/packer $(PARAMS)/train
 
 all: eval
 tiles: $(STAMPS)/tiles
