@@ -5,19 +5,19 @@
 # `synth`, then tiler → packer → trainer → scorer (eval on the val photos, and scoring of
 # held-out "field" photos with the synthetic class map), and prints a summary table.
 # Rerunning reuses everything that is up to date. Settings (environment):
-#   WORK=demo-work CLASSES=5 PER_CLASS=16 WIDTH=1224 HEIGHT=816 TILE=128 SIZE=64
-#   EPOCHS=12 BATCH=32 OPTIMIZER=adamw LR=0.001 THREADS=(all cores) SEED=0
+#   WORK=demo-work CLASSES=5 PER_CLASS=24 WIDTH=1224 HEIGHT=816 TILE=128 SIZE=64
+#   EPOCHS=25 BATCH=32 OPTIMIZER=adamw LR=0.001 THREADS=(all cores) SEED=0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WORK=${WORK:-demo-work}
 CLASSES=${CLASSES:-5}
-PER_CLASS=${PER_CLASS:-16}
+PER_CLASS=${PER_CLASS:-24}
 WIDTH=${WIDTH:-1224}        # a quarter of 4896×3264: the same scene at lower resolution,
 HEIGHT=${HEIGHT:-816}
 TILE=${TILE:-128}           # ...so a 128 px tile covers what a 512 px tile covers at full size
 SIZE=${SIZE:-64}
-EPOCHS=${EPOCHS:-12}
+EPOCHS=${EPOCHS:-25}
 BATCH=${BATCH:-32}
 OPTIMIZER=${OPTIMIZER:-adamw}
 LR=${LR:-0.001}

@@ -542,7 +542,7 @@ impl TileWork<'_> {
         // Straight to the file: the PNG is already one buffer, so skip the writer's copy.
         atomic::write_with(
             &self.cfg.out.join(&tile),
-            atomic::Durability::RenameOnly,
+            atomic::Durability::WriteBack,
             |w| w.get_mut().write_all(&png),
         )?;
         Ok(TileRecord {
