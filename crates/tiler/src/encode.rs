@@ -6,11 +6,16 @@ use std::str::FromStr;
 /// PNG compression presets of the tiles (recorded in tiler.json as `png_compression`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum PngCompression {
-    /// fdeflate with the Paeth row filter: several times faster than zlib level 1, files
-    /// 10–20 % larger than zlib's. (Paeth compresses photographic tiles within ~2 % of
-    /// per-row adaptive filtering, at about three quarters of its cost.)
+    /// fdeflate with the Average row filter: several times faster than zlib level 1, files
+    /// 10–20 % larger than zlib's. On photographic tiles Average compresses as well as Paeth
+    /// and per-row adaptive filtering (within ~2 %), encodes a little faster, and unfilters
+    /// about 1.7× faster than Paeth when the packer decodes the tiles.
     #[default]
     Fast,
+    /// No compression (stored deflate blocks, no row filter): tiles ~15–20 % larger than
+    /// `fast`, but writing them and decoding them later costs almost nothing — for data sets
+    /// re-packed often, when disk is cheaper than CPU.
+    None,
     /// zlib level 6 (as PIL's default) with adaptive row filters.
     Default,
     /// zlib level 9 with adaptive row filters.
@@ -18,8 +23,9 @@ pub enum PngCompression {
 }
 
 impl PngCompression {
-    pub const ALL: [PngCompression; 3] = [
+    pub const ALL: [PngCompression; 4] = [
         PngCompression::Fast,
+        PngCompression::None,
         PngCompression::Default,
         PngCompression::Best,
     ];
@@ -27,6 +33,7 @@ impl PngCompression {
     pub fn as_str(&self) -> &'static str {
         match self {
             PngCompression::Fast => "fast",
+            PngCompression::None => "none",
             PngCompression::Default => "default",
             PngCompression::Best => "best",
         }
@@ -36,8 +43,9 @@ impl PngCompression {
         let (deflate, filter) = match self {
             PngCompression::Fast => (
                 png::DeflateCompression::FdeflateUltraFast,
-                png::Filter::Paeth,
+                png::Filter::Avg,
             ),
+            PngCompression::None => (png::DeflateCompression::NoCompression, png::Filter::NoFilter),
             PngCompression::Default => (png::DeflateCompression::Level(6), png::Filter::Adaptive),
             PngCompression::Best => (png::DeflateCompression::Level(9), png::Filter::Adaptive),
         };
@@ -60,7 +68,7 @@ impl FromStr for PngCompression {
             .into_iter()
             .find(|c| c.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown PNG compression {s:?} (expected fast, default or best)")
+                format!("unknown PNG compression {s:?} (expected fast, none, default or best)")
             })
     }
 }
