@@ -9,8 +9,8 @@
 # Env: N (tiles, default 2000), PX (tile side, 500), SIZE (64), THREADS (2), RSS_TILES (0 = skip),
 # RSS_PX (tile side for the RSS run, 32), WORK (default target/bench-packer), PYTHON (else
 # scripts/pyenv.sh scripts/requirements-bench.txt).
-# Tiles come from target/release/synth + tiler when both exist (BENCH_TILES=synth), else from
-# the packer's bench_tiles example (synthetic grain texture, PNG fast compression).
+# Tiles come from target/release/synth + tiler (the real pipeline; BENCH_TILES=synth, the default), or from
+# the packer's bench_tiles example with BENCH_TILES=example (synthetic texture, png crate defaults).
 # Prints a Markdown table (date, machine, commands, tiles/s, ratio, peak RSS, up-to-date time).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,11 +31,11 @@ PACKER=$root/target/release/packer
 GEN=$root/target/release/examples/bench_tiles
 
 # Tiles (kept between runs; regenerated when the parameters change).
-make_tiles() { # DIR N PX
-  local dir=$1 n=$2 px=$3 stamp="$1.stamp" want="$2 $3 ${BENCH_TILES:-}"
+make_tiles() { # DIR N PX MODE (synth: synth + tiler photos; example: the bench_tiles example)
+  local dir=$1 n=$2 px=$3 mode=$4 stamp="$1.stamp" want="$2 $3 $4"
   if [ -f "$dir/manifest.jsonl" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
   rm -rf "$dir"
-  if [ "${BENCH_TILES:-}" = synth ] && [ -x target/release/synth ] && [ -x target/release/tiler ]; then
+  if [ "$mode" = synth ] && [ -x target/release/synth ] && [ -x target/release/tiler ]; then
     local photos=$(( (n + 53) / 54 ))
     target/release/synth --out "$dir.photos" --classes 5 --per-class $(( (photos + 4) / 5 )) -q
     target/release/tiler --input "$dir.photos" --out "$dir" --size "$px" --grid -q
@@ -58,7 +58,7 @@ timed() {
 warm() { find "$1" -name '*.png' -print0 | xargs -0 cat > /dev/null; }
 
 TILES=$WORK/tiles-$N-$PX
-make_tiles "$TILES" "$N" "$PX"
+make_tiles "$TILES" "$N" "$PX" "${BENCH_TILES:-synth}"
 NT=$(wc -l < "$TILES/manifest.jsonl")
 warm "$TILES"
 
@@ -100,7 +100,7 @@ echo "(CPU s include Python's interpreter and torch start-up; the loop-only rate
 
 if [ "$RSS_TILES" -gt 0 ]; then
   BIG=$WORK/tiles-$RSS_TILES-$RSS_PX
-  make_tiles "$BIG" "$RSS_TILES" "$RSS_PX"
+  make_tiles "$BIG" "$RSS_TILES" "$RSS_PX" example   # 100 000 tiny tiles: no photos needed
   NB=$(wc -l < "$BIG/manifest.jsonl")
   rm -rf "$WORK/cache-big"
   timed "$PACKER" --tiles "$BIG" --out "$WORK/cache-big" --size "$SIZE" --threads "$THREADS" -q

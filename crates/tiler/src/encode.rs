@@ -41,11 +41,11 @@ impl PngCompression {
 
     fn configure<W: std::io::Write>(&self, enc: &mut png::Encoder<'_, W>) {
         let (deflate, filter) = match self {
-            PngCompression::Fast => (
-                png::DeflateCompression::FdeflateUltraFast,
-                png::Filter::Avg,
+            PngCompression::Fast => (png::DeflateCompression::FdeflateUltraFast, png::Filter::Avg),
+            PngCompression::None => (
+                png::DeflateCompression::NoCompression,
+                png::Filter::NoFilter,
             ),
-            PngCompression::None => (png::DeflateCompression::NoCompression, png::Filter::NoFilter),
             PngCompression::Default => (png::DeflateCompression::Level(6), png::Filter::Adaptive),
             PngCompression::Best => (png::DeflateCompression::Level(9), png::Filter::Adaptive),
         };

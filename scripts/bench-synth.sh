@@ -3,13 +3,13 @@
 # core (release build), per class and on average, against PIL merely re-encoding the same
 # pixels as JPEG (what any Python generator would at least pay to write its photos).
 #
-#   crates/synth/bench/bench.sh [PHOTOS_PER_CLASS]      (default 2)
+#   scripts/bench-synth.sh [PHOTOS_PER_CLASS]      (default 2)
 #
 # Python: $PYTHON, else $BALLAST_PYTHON, else scripts/pyenv.sh scripts/requirements-bench.txt.
 # Prints one line per measurement and a summary; take numbers on a quiet machine.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 per_class="${1:-2}"
 cargo build --release --quiet -p ballast-synth --bin synth
