@@ -93,9 +93,3 @@ pub fn run_main(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
         }
     }
 }
-
-/// The message and status of a stage whose issue has not landed yet.
-pub fn not_built_yet(stage: &str) -> ExitCode {
-    eprintln!("error: `{stage}` is not built yet");
-    ExitCode::from(1)
-}

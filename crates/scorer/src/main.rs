@@ -85,7 +85,7 @@ enum Command {
         #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(1..))]
         stride: Option<u32>,
         /// Refuse photos declaring more pixels than this (decompression bombs), e.g. 250M.
-        #[arg(long, default_value = "250M", value_parser = parse_pixels)]
+        #[arg(long, default_value = "250M", value_parser = ballast_tiler::config::parse_pixels)]
         max_pixels: u64,
         /// Fail (exit 1, writing nothing) when more photos than this cannot be scored.
         #[arg(long, value_name = "N", default_value_t = 10)]
@@ -113,26 +113,6 @@ enum Command {
         #[arg(long, value_name = "S", requires = "watch")]
         watch_timeout: Option<f64>,
     },
-}
-
-/// Pixel counts: `250000000`, `250M`, `250MP`, `1.5G`, `800k`.
-fn parse_pixels(s: &str) -> Result<u64, String> {
-    let upper = s.trim().to_ascii_uppercase();
-    let body = upper.strip_suffix('P').unwrap_or(&upper);
-    let (num, mult) = match body.chars().last() {
-        Some('K') => (&body[..body.len() - 1], 1e3),
-        Some('M') => (&body[..body.len() - 1], 1e6),
-        Some('G') => (&body[..body.len() - 1], 1e9),
-        _ => (body, 1.0),
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a pixel count (e.g. 250M or 250000000)"))?;
-    if !v.is_finite() || v * mult < 1.0 || v * mult > u64::MAX as f64 {
-        return Err(format!("{s:?} is not a positive pixel count"));
-    }
-    Ok((v * mult).round() as u64)
 }
 
 fn main() -> ExitCode {
@@ -234,16 +214,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pixel_counts() {
-        assert_eq!(parse_pixels("250M").unwrap(), 250_000_000);
-        assert_eq!(parse_pixels("1.5g").unwrap(), 1_500_000_000);
-        assert_eq!(parse_pixels("800kp").unwrap(), 800_000);
-        assert_eq!(parse_pixels("1000").unwrap(), 1000);
-        assert!(parse_pixels("lots").is_err());
-        assert!(parse_pixels("0").is_err());
-    }
 
     #[test]
     fn command_line_is_consistent() {
