@@ -84,9 +84,10 @@ print()
 print("Field photos (held out), with the synthetic class map:")
 with open(f"{work}/field-scores.csv") as f:
     r = list(csv.DictReader(f))
-print(f'{"photo":40} {"predicted":18} {"agree":>6} {"compaction":>10}')
+w = max(len(row["photo"]) for row in r) if r else 5
+print(f'{"photo":{w}} {"predicted":18} {"agree":>6} {"compaction":>10}')
 for row in r:
-    print(f'{row["photo"]:40} {row["predicted"]:18} {float(row["agreement"]):6.2f} '
+    print(f'{row["photo"]:{w}} {row["predicted"]:18} {float(row["agreement"]):6.2f} '
           f'{float(row.get("expected_compaction") or "nan"):10.2f} {row.get("unit", "")}')
 print(f"\nOutputs under {work}/: tiles, cache, runs/demo (model, curves.svg, notes.md), eval (report.json, confusion.svg), field-scores.csv")
 PY
