@@ -47,7 +47,8 @@ impl Worker {
         Worker {
             bytes: Vec::new(),
             gray: Vec::new(),
-            decoder: TileDecoder::default(),
+            // Every tile's BLAKE3 is checked against the manifest before it is decoded.
+            decoder: TileDecoder::for_verified_bytes(),
             pre: Preprocessor::new(size).expect("size >= 8 was checked"),
         }
     }

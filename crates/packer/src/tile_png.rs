@@ -10,6 +10,10 @@ use crate::preprocess::{Pixels, PreprocessError, luma_into, luma_row};
 #[derive(Debug, Default)]
 pub struct TileDecoder {
     raw: Vec<u8>,
+    /// Skip the chunk CRCs and the zlib Adler-32: set where the caller has already checked the
+    /// whole file against a stronger digest (the packer's BLAKE3 of every tile against the
+    /// manifest), so the CRC pass would only re-prove the same bytes.
+    verified_bytes: bool,
 }
 
 fn channels_of(color: ColorType) -> Result<u8, String> {
@@ -23,14 +27,31 @@ fn channels_of(color: ColorType) -> Result<u8, String> {
 }
 
 impl TileDecoder {
+    /// A decoder for files whose bytes the caller has verified (see `verified_bytes`): it does
+    /// not re-check the PNG's CRCs. Structural errors (bad chunk, short data) are still errors.
+    pub fn for_verified_bytes() -> TileDecoder {
+        TileDecoder {
+            raw: Vec::new(),
+            verified_bytes: true,
+        }
+    }
+
+    fn decoder<'a>(&self, bytes: &'a [u8]) -> png::Decoder<Cursor<&'a [u8]>> {
+        let mut decoder = png::Decoder::new(Cursor::new(bytes));
+        decoder.set_transformations(Transformations::normalize_to_color8());
+        if self.verified_bytes {
+            decoder.ignore_checksums(true);
+        }
+        decoder
+    }
+
     /// Decodes `bytes` (a whole PNG file) straight to BT.601 luma in `gray` (one byte per
     /// pixel, row-major), converting row by row as rows are unfiltered: the same bytes as
     /// [`TileDecoder::decode`] followed by [`luma_into`], without the full-colour buffer.
     /// Returns (width, height).
     pub fn decode_luma(&mut self, bytes: &[u8], gray: &mut Vec<u8>) -> Result<(u32, u32), String> {
-        let mut decoder = png::Decoder::new(Cursor::new(bytes));
-        decoder.set_transformations(Transformations::normalize_to_color8());
-        let mut reader = decoder
+        let mut reader = self
+            .decoder(bytes)
             .read_info()
             .map_err(|e| format!("not a valid PNG: {e}"))?;
         let (width, height, interlaced) = {
@@ -70,9 +91,8 @@ impl TileDecoder {
     /// Decodes `bytes` (a whole PNG file) to 8-bit gray, gray+alpha, RGB or RGBA pixels.
     /// Palettes and low bit depths are expanded, 16-bit samples reduced to their high byte.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<Pixels<'_>, String> {
-        let mut decoder = png::Decoder::new(Cursor::new(bytes));
-        decoder.set_transformations(Transformations::normalize_to_color8());
-        let mut reader = decoder
+        let mut reader = self
+            .decoder(bytes)
             .read_info()
             .map_err(|e| format!("not a valid PNG: {e}"))?;
         let len = reader
@@ -168,5 +188,33 @@ mod tests {
         let full = encode(64, 64, ColorType::Rgb, png::BitDepth::Eight, &rgb);
         let e = d.decode(&full[..full.len() / 2]).unwrap_err();
         assert!(e.starts_with("not a valid PNG"), "{e}");
+    }
+
+    #[test]
+    fn crc_is_checked_unless_the_bytes_were_verified() {
+        let (w, h) = (23u32, 17u32);
+        let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 31 % 253) as u8).collect();
+        let good = encode(w, h, ColorType::Rgb, png::BitDepth::Eight, &rgb);
+        let mut want = Vec::new();
+        TileDecoder::default()
+            .decode_luma(&good, &mut want)
+            .unwrap();
+        // The IHDR chunk's CRC sits at bytes 29..33 (signature 8 + length 4 + type 4 + data 13).
+        let mut bad_crc = good.clone();
+        bad_crc[30] ^= 0x55;
+        let mut got = Vec::new();
+        let e = TileDecoder::default()
+            .decode_luma(&bad_crc, &mut got)
+            .unwrap_err();
+        assert!(e.starts_with("not a valid PNG"), "{e}");
+        let mut verified = TileDecoder::for_verified_bytes();
+        assert_eq!(verified.decode_luma(&bad_crc, &mut got).unwrap(), (w, h));
+        assert_eq!(got, want);
+        // Skipping CRCs does not make broken data decodable.
+        assert!(
+            verified
+                .decode_luma(&good[..good.len() / 2], &mut got)
+                .is_err()
+        );
     }
 }
