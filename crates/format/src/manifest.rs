@@ -17,7 +17,7 @@ pub const MANIFEST_FILE: &str = "manifest.jsonl";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TileRecord {
     /// Tile path relative to the tiles folder, `/`-separated, e.g.
-    /// `train/coarse/IMG_0001-3fa2c1d9_x00000_y00500_s500.png`.
+    /// `train/coarse/IMG_0001-3fa2c1d9_x00000_y00500_s500-8b41e0c7.png`.
     pub tile: String,
     /// Photo path relative to the input folder, e.g. `coarse/IMG_0001.jpg`.
     pub photo: String,

@@ -17,8 +17,13 @@ pub enum TilerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot encode tile {path}: {detail}")]
-    Encode { path: String, detail: String },
+    #[error("cannot encode the tile of {photo} at ({x}, {y}): {detail}")]
+    Encode {
+        photo: String,
+        x: u32,
+        y: u32,
+        detail: String,
+    },
     #[error(
         "{bad} bad inputs, over the --max-bad limit of {limit}; manifest.jsonl and tiler.json \
          were not written (earlier output is untouched; raise --max-bad or fix the inputs named above)"

@@ -525,7 +525,11 @@ impl TileWork<'_> {
         let p = &self.listing.photos[item];
         let (x, y) = cut.windows[w];
         let size = self.cfg.size;
-        let tile = naming::tile_rel_path(cut.split, &p.class, &p.rel, x, y, size);
+        let place = naming::TilePlace {
+            split: cut.split,
+            class: &p.class,
+            photo_rel: &p.rel,
+        };
         let mut raw = Vec::new();
         cut.pixels.crop_into(x, y, size, size, &mut raw);
         let png = encode::encode_png(
@@ -536,9 +540,14 @@ impl TileWork<'_> {
             self.cfg.png_compression,
         )
         .map_err(|e| TilerError::Encode {
-            path: tile.clone(),
+            photo: p.rel.clone(),
+            x,
+            y,
             detail: e.to_string(),
         })?;
+        // The name carries the digest's first digits (see `naming`): never a rewrite in place.
+        let tile_digest = digest::of_bytes(&png);
+        let tile = naming::tile_rel_path(&place, x, y, size, &tile_digest);
         // Straight to the file: the PNG is already one buffer, so skip the writer's copy.
         atomic::write_with(
             &self.cfg.out.join(&tile),
@@ -546,7 +555,7 @@ impl TileWork<'_> {
             |w| w.get_mut().write_all(&png),
         )?;
         Ok(TileRecord {
-            tile_digest: digest::of_bytes(&png),
+            tile_digest,
             tile,
             photo: p.rel.clone(),
             class: p.class.clone(),

@@ -142,6 +142,8 @@ fn over_max_bad_fails_and_keeps_earlier_output() {
     let n_bad = cases.iter().filter(|c| c.2).count();
     // A new good photo is tiled, but not committed.
     photo(&p.join("class0/new.jpg"), 150, 140, 5555);
+    // A changed photo is re-tiled too, beside its committed tiles, never over them.
+    photo(&p.join("class1/IMG_0001.jpg"), 150, 140, 6666);
 
     let o = run(&p, &out, &[ARGS, &["--max-bad", "2"]].concat());
     let err = stderr(&o);

@@ -77,8 +77,11 @@ fn changes_redo_only_what_changed() {
         first["tiler.json"]
     );
 
-    // New content in one photo: only its tiles are rewritten.
+    // New content in one photo: only its tiles are redone, under new names (a tile's name pins
+    // its bytes), and its old tiles go; every other tile is left alone.
     let changed = "class1/IMG_0002.jpg";
+    let old_tiles = tiles_of(&out, changed);
+    assert_eq!(old_tiles.len(), 4);
     photo(&p.join(changed), 160, 120, 4242);
     let before = mtimes(&out);
     let log = run_ok(&p, &out, ARGS);
@@ -86,10 +89,14 @@ fn changes_redo_only_what_changed() {
     let after = mtimes(&out);
     let changed_tiles = tiles_of(&out, changed);
     assert_eq!(changed_tiles.len(), 4);
+    for t in &changed_tiles {
+        assert!(!before.contains_key(t), "{t} rewritten in place");
+        assert!(after.contains_key(t), "{t} missing");
+    }
     for (k, t) in &before {
         if k.starts_with("train/") || k.starts_with("val/") {
-            if changed_tiles.contains(k) {
-                assert_ne!(after.get(k), Some(t), "{k} was not redone");
+            if old_tiles.contains(k) {
+                assert!(!after.contains_key(k), "{k} left behind");
             } else {
                 assert_eq!(after.get(k), Some(t), "{k} was redone");
             }
