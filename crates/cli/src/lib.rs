@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ballast_format::JobShard;
+use ballast_format::{Classify, ErrorKind, FormatError, JobShard};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Options every stage accepts.
@@ -45,7 +45,9 @@ pub fn init_logging(common: &CommonArgs) {
 pub fn init_threads(threads: Option<usize>) -> anyhow::Result<usize> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = threads {
-        anyhow::ensure!(n >= 1, "--threads must be at least 1");
+        if n == 0 {
+            return usage("--threads must be at least 1");
+        }
         builder = builder.num_threads(n);
     }
     // Ignore "already initialised" (tests calling twice in one process).
@@ -83,13 +85,138 @@ pub fn progress(len: u64, what: &str, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Runs a stage's main body: errors print as `error: ...` with their causes and exit 1.
+/// A usage error raised by a binary itself (a flag combination clap cannot express): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// `Err` of a [`UsageError`], for `return usage(...)` in binaries.
+pub fn usage<T>(message: impl Into<String>) -> anyhow::Result<T> {
+    Err(UsageError(message.into()).into())
+}
+
+/// Finds a library error of the stage in a cause chain and tells its kind (each binary passes
+/// one that knows its own crate's error types; [`FormatError`] and I/O errors are known here).
+pub type Classifier = fn(&(dyn std::error::Error + 'static)) -> Option<ErrorKind>;
+
+/// The kind of `e`: the first cause in its chain that a classifier recognises.
+pub fn kind_of(e: &anyhow::Error, classify: Classifier) -> ErrorKind {
+    for cause in e.chain() {
+        if let Some(k) = classify(cause) {
+            return k;
+        }
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return ErrorKind::Usage;
+        }
+        if let Some(f) = cause.downcast_ref::<FormatError>() {
+            return f.kind();
+        }
+        if cause.downcast_ref::<clap::Error>().is_some() {
+            return ErrorKind::Usage;
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return ErrorKind::Io;
+        }
+    }
+    ErrorKind::Data
+}
+
+/// True when the error is a write to a closed stdout pipe (`stage ... | head -1`): the reader
+/// has what it wanted, so that is success, not failure.
+pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `e` with its causes, each message once: a cause whose text its parent already shows (an
+/// I/O error inside "path: error") is not repeated.
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut shown = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || shown.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        shown = text;
+    }
+    out
+}
+
+/// Runs a stage's main body: errors print once as `error: ...` and give the exit status of
+/// their kind (2 usage, 1 otherwise); a closed stdout pipe ends quietly with 0.
 pub fn run_main(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
+    run_main_with(|_| None, body)
+}
+
+/// As [`run_main`], with the stage's own classifier.
+pub fn run_main_with(
+    classify: Classifier,
+    body: impl FnOnce() -> anyhow::Result<ExitCode>,
+) -> ExitCode {
     match body() {
         Ok(code) => code,
+        Err(e) if is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            eprintln!("error: {}", render_error(&e));
+            ExitCode::from(kind_of(&e, classify).exit_code())
         }
+    }
+}
+
+/// Writes `text` to stdout, reporting (not panicking on) a closed pipe.
+pub fn print(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Writes `text` and a newline to stdout, as [`print`].
+pub fn println(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn os_errors_are_printed_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(FormatError::io(PathBuf::from("/x/y"), io));
+        let text = render_error(&e);
+        assert_eq!(text.matches("not found").count(), 1, "{text}");
+        assert!(text.starts_with("/x/y: "), "{text}");
+        let e = e.context("reading the cache");
+        assert_eq!(render_error(&e).matches("not found").count(), 1);
+    }
+
+    #[test]
+    fn kinds_become_exit_codes() {
+        let none: Classifier = |_| None;
+        let usage = anyhow::Error::new(UsageError("bad flag".into())).context("while starting");
+        assert_eq!(kind_of(&usage, none).exit_code(), 2);
+        let f = anyhow::Error::new(FormatError::Usage("--shard".into()));
+        assert_eq!(kind_of(&f, none).exit_code(), 2);
+        let data = anyhow::Error::new(FormatError::invalid("/a", "malformed"));
+        assert_eq!(kind_of(&data, none), ErrorKind::Data);
+        let pipe = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_closed_pipe(&pipe));
+        assert!(!is_closed_pipe(&data));
+        let custom: Classifier = |c| c.downcast_ref::<std::fmt::Error>().map(|_| ErrorKind::Busy);
+        let e = anyhow::Error::new(std::fmt::Error);
+        assert_eq!(kind_of(&e, custom), ErrorKind::Busy);
     }
 }

@@ -10,6 +10,7 @@ pub mod cache_files;
 pub mod digest;
 pub mod error;
 pub mod job;
+pub mod lock;
 pub mod manifest;
 pub mod parts;
 pub mod relpath;
@@ -18,6 +19,6 @@ pub mod shard_file;
 pub mod split;
 pub mod tiler_files;
 
-pub use error::FormatError;
+pub use error::{Classify, ErrorKind, FormatError};
 pub use job::JobShard;
 pub use split::Split;

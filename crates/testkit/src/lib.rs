@@ -1,0 +1,11 @@
+//! What ballast's test suites share: running the real stage binaries with a clean
+//! environment and checking how they end ([`process`]), photos and damaged image files made
+//! in the test ([`images`]), and snapshots and comparisons of output trees ([`trees`]).
+//! A dev-dependency only: nothing here ships in a stage binary.
+
+pub mod images;
+pub mod process;
+pub mod trees;
+
+pub use process::{clean, code, fails, ok, run, stderr, stdout};
+pub use trees::{assert_same_tree, mtimes, read_json, shift_mtime, tree};
