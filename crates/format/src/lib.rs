@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod cache_files;
+pub mod checkpoint_record;
 pub mod digest;
 pub mod error;
 pub mod job;
