@@ -7,6 +7,8 @@
 # Rerunning reuses everything that is up to date. Settings (environment):
 #   WORK=demo-work CLASSES=5 PER_CLASS=24 WIDTH=1224 HEIGHT=816 TILE=128 SIZE=64
 #   EPOCHS=25 BATCH=32 OPTIMIZER=adamw LR=0.001 THREADS=(all cores) SEED=0
+# The binaries come from $CARGO_TARGET_DIR/release (default target/release), built first; with
+# BIN=DIR the binaries in DIR are used as they are and nothing is built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +26,7 @@ LR=${LR:-0.001}
 SEED=${SEED:-0}
 THREADS_ARG=()
 [ -n "${THREADS:-}" ] && THREADS_ARG=(--threads "$THREADS")
-B=target/release
+B=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 
 mkdir -p "$WORK"
 : > "$WORK/demo-times.tsv"
@@ -38,7 +40,9 @@ stage() { # stage NAME CMD...: runs CMD, records its wall time
   printf '%s\t%d\n' "$name" $(((t1 - t0) / 1000000)) >> "$WORK/demo-times.tsv"
 }
 
-stage build cargo build --release --locked --quiet --bins
+if [ -z "${BIN:-}" ]; then
+  stage build cargo build --release --locked --quiet --bins
+fi
 stage synth "$B/synth" --out "$WORK/photos" --classes "$CLASSES" --per-class "$PER_CLASS" \
   --width "$WIDTH" --height "$HEIGHT" --seed "$SEED" "${THREADS_ARG[@]}"
 # Held-out field photos: same gradations, other random scenes, never seen in training.

@@ -30,4 +30,16 @@ impl SynthError {
     }
 }
 
+impl ballast_format::Classify for SynthError {
+    fn kind(&self) -> ballast_format::ErrorKind {
+        use ballast_format::ErrorKind;
+        match self {
+            SynthError::Usage(_) => ErrorKind::Usage,
+            SynthError::Io { .. } => ErrorKind::Io,
+            SynthError::Encode { .. } | SynthError::Internal(_) => ErrorKind::Compute,
+            SynthError::Format(e) => e.kind(),
+        }
+    }
+}
+
 pub type Result<T, E = SynthError> = std::result::Result<T, E>;

@@ -54,7 +54,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    ballast_cli::run_main(|| {
+    let classify: ballast_cli::Classifier = |e| {
+        use ballast_format::Classify;
+        e.downcast_ref::<ballast_synth::error::SynthError>()
+            .map(Classify::kind)
+    };
+    ballast_cli::run_main_with(classify, || {
         ballast_cli::init_logging(&args.common);
         ballast_cli::init_threads(args.threads)?;
         let opts = Options {
