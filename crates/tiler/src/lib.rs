@@ -13,6 +13,7 @@ pub mod commit;
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod jpeg_check;
 pub mod naming;
 pub mod photo;
 pub mod run;

@@ -218,10 +218,15 @@ pub fn open(path: &Path, max_pixels: u64) -> Result<Photo, PhotoError> {
     })
 }
 
-/// Reads a photo file whole. Refuses anything that is not a regular file (a FIFO named
-/// `x.jpg` would otherwise block forever).
+/// Reads a photo file whole. Refuses anything that is not a regular file before opening it
+/// (opening a FIFO named `x.jpg` would block forever), and opens without blocking in case the
+/// file was swapped for one between the check and the open.
 pub fn read(path: &Path) -> Result<Vec<u8>, PhotoError> {
-    let mut file = std::fs::File::open(path).map_err(PhotoError::Read)?;
+    let meta = std::fs::metadata(path).map_err(PhotoError::Read)?;
+    if !meta.is_file() {
+        return Err(PhotoError::NotAFile);
+    }
+    let mut file = open_nonblocking(path).map_err(PhotoError::Read)?;
     let meta = file.metadata().map_err(PhotoError::Read)?;
     if !meta.is_file() {
         return Err(PhotoError::NotAFile);
@@ -229,6 +234,18 @@ pub fn read(path: &Path) -> Result<Vec<u8>, PhotoError> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut bytes).map_err(PhotoError::Read)?;
     Ok(bytes)
+}
+
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // No effect on reads of regular files; makes opening a FIFO return at once.
+        o.custom_flags(libc::O_NONBLOCK);
+    }
+    o.open(path)
 }
 
 /// The decoder's allocation budget for a photo of at most `max_pixels` pixels: room for the
@@ -251,29 +268,138 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, PhotoError> {
     {
         check_pixels(w, h, max_pixels)?;
     }
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.image_format());
-    reader.limits(limits_for(max_pixels));
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| map_image_error(format, e))?;
-    let (w, h) = decoder.dimensions();
-    check_pixels(w, h, max_pixels)?;
-    if format == PhotoFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err(PhotoError::Truncated(format));
-    }
-    // A malformed EXIF block must not cost the photo: it just has no orientation.
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let img = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(format, e))?;
+    let img = if format == PhotoFormat::Jpeg {
+        return decode_jpeg(bytes, max_pixels);
+    } else {
+        let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.image_format());
+        reader.limits(limits_for(max_pixels));
+        let mut decoder = reader
+            .into_decoder()
+            .map_err(|e| map_image_error(format, e))?;
+        let (w, h) = decoder.dimensions();
+        check_pixels(w, h, max_pixels)?;
+        // A malformed EXIF block must not cost the photo: it just has no orientation.
+        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        let img = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(format, e))?;
+        (img, orientation)
+    };
+    Ok(oriented(img.0, format, img.1))
+}
+
+/// 8-bit pixels with the EXIF orientation applied.
+fn oriented(img: DynamicImage, format: PhotoFormat, orientation: Orientation) -> Decoded {
     let mut img = match Pixels::from_dynamic(img) {
         Pixels::Gray(i) => DynamicImage::ImageLuma8(i),
         Pixels::Rgb(i) => DynamicImage::ImageRgb8(i),
     };
     img.apply_orientation(orientation);
-    Ok(Decoded {
+    Decoded {
         pixels: Pixels::from_dynamic(img),
         format,
         orientation,
-    })
+    }
+}
+
+fn zune_options(strict: bool) -> zune_core::options::DecoderOptions {
+    zune_core::options::DecoderOptions::default()
+        .set_strict_mode(strict)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX)
+}
+
+/// Header-level deviations that cameras and editors really produce and that say nothing about
+/// the pixels: tolerated, as libjpeg does (with a warning). Everything else strict mode finds
+/// (corrupt entropy data, premature end, stray markers inside a scan) refuses the photo.
+fn benign_strict_error(e: &zune_jpeg::errors::DecodeErrors) -> bool {
+    let text = e.to_string();
+    text.contains("Extra bytes between headers")
+}
+
+/// JPEG through zune-jpeg in strict mode, with the colour rules of image's JPEG decoder (the
+/// same library underneath), so valid photos decode to the very same pixels as before.
+fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Decoded, PhotoError> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    let format = PhotoFormat::Jpeg;
+    let corrupt = |e: zune_jpeg::errors::DecodeErrors| PhotoError::Corrupt {
+        format,
+        detail: e.to_string(),
+    };
+    let mut strict = true;
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), zune_options(true));
+    if let Err(e) = d.decode_headers() {
+        if !benign_strict_error(&e) {
+            return Err(map_zune_error(e));
+        }
+        strict = false;
+        d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), zune_options(false));
+        d.decode_headers().map_err(map_zune_error)?;
+    }
+    let (w, h) = d
+        .dimensions()
+        .ok_or_else(|| corrupt_text("no frame header"))?;
+    check_pixels(w as u32, h as u32, max_pixels)?;
+    if !jpeg_is_complete(bytes) {
+        return Err(PhotoError::Truncated(format));
+    }
+    crate::jpeg_check::check(bytes).map_err(|detail| PhotoError::Corrupt { format, detail })?;
+    let orientation = d
+        .exif()
+        .and_then(|exif| Orientation::from_exif_chunk(exif))
+        .unwrap_or(Orientation::NoTransforms);
+    let input = d
+        .input_colorspace()
+        .ok_or_else(|| corrupt_text("no colour space"))?;
+    let out = match input {
+        ColorSpace::RGB | ColorSpace::RGBA | ColorSpace::Luma | ColorSpace::LumaA => input,
+        _ => ColorSpace::RGB,
+    };
+    d.set_options(zune_options(strict).jpeg_set_out_colorspace(out));
+    let raw = d.decode().map_err(|e| {
+        if matches!(e, zune_jpeg::errors::DecodeErrors::LargeDimensions(_)) {
+            map_zune_error(e)
+        } else {
+            corrupt(e)
+        }
+    })?;
+    let (w, h) = (w as u32, h as u32);
+    let img = match out {
+        ColorSpace::Luma => image::GrayImage::from_raw(w, h, raw).map(DynamicImage::ImageLuma8),
+        ColorSpace::LumaA => {
+            image::GrayAlphaImage::from_raw(w, h, raw).map(DynamicImage::ImageLumaA8)
+        }
+        ColorSpace::RGBA => image::RgbaImage::from_raw(w, h, raw).map(DynamicImage::ImageRgba8),
+        _ => RgbImage::from_raw(w, h, raw).map(DynamicImage::ImageRgb8),
+    }
+    .ok_or_else(|| corrupt_text("decoded data does not fill the frame"))?;
+    Ok(oriented(img, format, orientation))
+}
+
+fn corrupt_text(detail: &str) -> PhotoError {
+    PhotoError::Corrupt {
+        format: PhotoFormat::Jpeg,
+        detail: detail.into(),
+    }
+}
+
+fn map_zune_error(e: zune_jpeg::errors::DecodeErrors) -> PhotoError {
+    use zune_jpeg::errors::DecodeErrors;
+    let format = PhotoFormat::Jpeg;
+    match e {
+        DecodeErrors::Unsupported(u) => PhotoError::Unsupported {
+            format,
+            detail: format!("{u:?}"),
+        },
+        DecodeErrors::LargeDimensions(_) => PhotoError::OverMemoryLimit {
+            format,
+            detail: "image dimensions over the limit".into(),
+        },
+        DecodeErrors::ExhaustedData => PhotoError::Truncated(format),
+        other => PhotoError::Corrupt {
+            format,
+            detail: other.to_string(),
+        },
+    }
 }
 
 fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), PhotoError> {
@@ -539,6 +665,74 @@ mod tests {
         px.crop_into(3, 2, 4, 3, &mut out);
         let want = image::imageops::crop_imm(&img, 3, 2, 4, 3).to_image();
         assert_eq!(out, want.into_raw());
+    }
+
+    #[test]
+    fn strict_jpeg_equals_the_lenient_decoder_on_valid_files() {
+        for (w, h) in [(64u32, 48u32), (33, 17), (1, 1)] {
+            let jpeg = jpeg_bytes(&noisy_rgb(w, h));
+            let ours = decode(&jpeg, DEFAULT_MAX_PIXELS).unwrap().pixels;
+            let theirs = image::load_from_memory_with_format(&jpeg, ImageFormat::Jpeg)
+                .unwrap()
+                .to_rgb8();
+            assert_eq!(ours, Pixels::Rgb(theirs), "{w}x{h}");
+        }
+        // Gray JPEGs stay gray.
+        let g = GrayImage::from_fn(20, 12, |x, y| image::Luma([(x * 9 + y * 3) as u8]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .write_image(g.as_raw(), 20, 12, image::ExtendedColorType::L8)
+            .unwrap();
+        let d = decode(&jpeg, DEFAULT_MAX_PIXELS).unwrap();
+        let want = image::load_from_memory(&jpeg).unwrap().to_luma8();
+        assert_eq!(d.pixels, Pixels::Gray(want));
+    }
+
+    #[test]
+    fn corrupt_entropy_data_is_refused() {
+        // 200 bytes of the scan overwritten with marker-free noise (markers stay intact), at
+        // several places of several photos: the lenient decoder accepts most of these.
+        let mut lenient_ok = 0;
+        let mut cases = 0;
+        for seed in 0..4u32 {
+            let jpeg = jpeg_bytes(&noisy_rgb(256 + seed * 8, 192));
+            let start = jpeg_scan_start(&jpeg).unwrap();
+            for part in 1..5 {
+                let mut bad = jpeg.clone();
+                let from = start + (jpeg.len() - start) * part / 6;
+                let mut x = 0x9E37_79B9u32 ^ (seed * 977 + part as u32);
+                for b in &mut bad[from..from + 200] {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    *b = (x % 255) as u8; // never 0xFF: no marker appears
+                }
+                assert!(jpeg_is_complete(&bad));
+                cases += 1;
+                if image::load_from_memory_with_format(&bad, ImageFormat::Jpeg).is_ok() {
+                    lenient_ok += 1;
+                }
+                let err = decode(&bad, DEFAULT_MAX_PIXELS)
+                    .map(|_| ())
+                    .expect_err(&format!("seed {seed} part {part}: corrupt JPEG accepted"));
+                assert!(err.to_string().starts_with("corrupt JPEG data"), "{err}");
+            }
+        }
+        // The bug this guards against: the lenient decoder fills corrupt data with gray.
+        assert!(lenient_ok > cases / 2, "{lenient_ok} of {cases}");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("x.jpg");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let t = std::time::Instant::now();
+        assert!(matches!(read(&fifo), Err(PhotoError::NotAFile)));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        assert!(matches!(read(dir.path()), Err(PhotoError::NotAFile)));
     }
 
     #[test]
