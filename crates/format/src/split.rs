@@ -1,7 +1,10 @@
-//! The train/val split, decided per photo by a stable hash of its relative path.
+//! The train/val split, decided per photo by a stable hash of its content (the BLAKE3 digest of
+//! the photo file).
 //!
-//! A photo's split depends only on its own path, the split seed and the val fraction, so adding
-//! or removing other photos never moves it, and no photo can feed both splits.
+//! A photo's split depends only on its own bytes, the split seed and the val fraction, so adding
+//! or removing other photos never moves it, no photo can feed both splits, and byte-identical
+//! copies of a photo (under other names, or in other class folders) always share one split:
+//! a path-based rule would send copies to both sides, the leak this rule exists to prevent.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,10 +27,9 @@ impl Split {
         }
     }
 
-    /// The split of the photo at `rel_path` (relative to the input folder, `/`-separated).
-    pub fn of_photo(rel_path: &str, val_fraction: f64, split_seed: u64) -> Split {
-        let u = Self::unit(rel_path, split_seed);
-        if u < val_fraction {
+    /// The split of the photo whose content digest (64 hex digits) is `digest`.
+    pub fn of_content(digest: &str, val_fraction: f64, split_seed: u64) -> Split {
+        if Self::unit(digest, split_seed) < val_fraction {
             Split::Val
         } else {
             Split::Train
@@ -35,10 +37,10 @@ impl Split {
     }
 
     /// The photo's position in [0, 1): photos below the val fraction go to val.
-    pub fn unit(rel_path: &str, split_seed: u64) -> f64 {
-        let h = KeyHasher::new("ballast.split.v1")
+    pub fn unit(digest: &str, split_seed: u64) -> f64 {
+        let h = KeyHasher::new("ballast.split.content.v1")
             .u64(split_seed)
-            .str(rel_path)
+            .str(digest)
             .finish_u64();
         (h >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
@@ -65,16 +67,19 @@ impl std::str::FromStr for Split {
 mod tests {
     use super::*;
 
+    fn digest(i: usize) -> String {
+        crate::digest::of_bytes(format!("photo {i}").as_bytes())
+    }
+
     #[test]
     fn adding_photos_never_moves_old_ones() {
-        let old: Vec<String> = (0..200).map(|i| format!("c{}/p{i}.jpg", i % 3)).collect();
-        let before: Vec<Split> = old.iter().map(|p| Split::of_photo(p, 0.2, 0)).collect();
-        // Adding photos is irrelevant by construction: recompute with a larger set around.
-        let more: Vec<String> = (0..400).map(|i| format!("c{}/p{i}.jpg", i % 3)).collect();
-        let after: Vec<Split> = more
-            .iter()
+        let before: Vec<Split> = (0..200)
+            .map(|i| Split::of_content(&digest(i), 0.2, 0))
+            .collect();
+        // A photo's split is a function of its own digest: a larger set around it is irrelevant.
+        let after: Vec<Split> = (0..400)
+            .map(|i| Split::of_content(&digest(i), 0.2, 0))
             .take(200)
-            .map(|p| Split::of_photo(p, 0.2, 0))
             .collect();
         assert_eq!(before, after);
         let val = before.iter().filter(|s| **s == Split::Val).count();
@@ -83,12 +88,12 @@ mod tests {
 
     #[test]
     fn fraction_extremes_and_seed() {
-        assert_eq!(Split::of_photo("a/b.jpg", 0.0, 0), Split::Train);
-        assert_eq!(Split::of_photo("a/b.jpg", 1.0, 0), Split::Val);
+        let d = digest(7);
+        assert_eq!(Split::of_content(&d, 0.0, 0), Split::Train);
+        assert_eq!(Split::of_content(&d, 1.0, 0), Split::Val);
         let moved = (0..100)
-            .filter(|i| {
-                let p = format!("a/{i}.jpg");
-                Split::of_photo(&p, 0.5, 0) != Split::of_photo(&p, 0.5, 1)
+            .filter(|&i| {
+                Split::of_content(&digest(i), 0.5, 0) != Split::of_content(&digest(i), 0.5, 1)
             })
             .count();
         assert!(moved > 20, "split seed has no effect");

@@ -19,6 +19,18 @@ pub enum WindowMode {
     Random { per_photo: u32 },
 }
 
+/// How photos are assigned to train and val.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitRule {
+    /// Earlier versions: a hash of the photo's relative path (read from old summaries only, so
+    /// that their output is redone; never written).
+    #[default]
+    PathHash,
+    /// A hash of the photo's content digest: byte-identical photos share a split.
+    ContentHash,
+}
+
 /// Every parameter that changes the tiler's output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TilerParams {
@@ -27,6 +39,8 @@ pub struct TilerParams {
     pub val_fraction: f64,
     pub seed: u64,
     pub split_seed: u64,
+    #[serde(default)]
+    pub split: SplitRule,
     /// PNG compression preset of the tiles (`fast`, `default`, `best`).
     pub png_compression: String,
     /// Photos with more pixels than this are refused as decompression bombs.
@@ -51,6 +65,16 @@ pub struct ClassCounts {
     pub val_tiles: u64,
 }
 
+/// Byte-identical photos (one group per content digest with more than one path).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DuplicateGroup {
+    pub digest: String,
+    /// Relative paths, sorted.
+    pub photos: Vec<String>,
+    /// The distinct classes of those photos: more than one means conflicting labels.
+    pub classes: Vec<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TilerCounts {
     /// Photo files found (tiled or skipped).
@@ -61,6 +85,9 @@ pub struct TilerCounts {
     pub skipped: u64,
     /// Of those, photos that could not be used (what `--max-bad` limits).
     pub bad: u64,
+    /// Photos that are byte-identical copies of another listed photo (all but one per group).
+    #[serde(default)]
+    pub duplicates: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,6 +97,9 @@ pub struct TilerSummary {
     pub counts: TilerCounts,
     pub classes: Vec<ClassCounts>,
     pub skipped: Vec<Skipped>,
+    /// Groups of byte-identical photos; each group lies wholly in one split.
+    #[serde(default)]
+    pub duplicates: Vec<DuplicateGroup>,
     /// BLAKE3 of `manifest.jsonl` as written alongside this summary.
     pub manifest_digest: String,
 }

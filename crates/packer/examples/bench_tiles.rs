@@ -89,8 +89,8 @@ fn main() {
             let photo_no = i / per_photo;
             let class = classes[photo_no as usize % classes.len()];
             let photo = format!("{class}/IMG_{photo_no:05}.jpg");
-            let split = Split::of_photo(&photo, 0.2, 0);
             let photo_digest = digest::of_bytes(photo.as_bytes());
+            let split = Split::of_content(&photo_digest, 0.2, 0);
             let k = i % per_photo;
             let (x, y) = ((k % 8) * px, (k / 8) * px);
             let tile = format!(

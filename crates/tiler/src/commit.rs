@@ -2,14 +2,15 @@
 //! tiler.json (in that order; tiler.json, which seals the manifest's digest, is the commit
 //! point), then removing what the new manifest no longer lists.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 
 use ballast_format::manifest::{self, TileRecord};
 use ballast_format::parts::Parts;
 use ballast_format::tiler_files::{
-    ClassCounts, Skipped, TILER_FORMAT, TILER_SUMMARY_FILE, TilerCounts, TilerParams, TilerSummary,
+    ClassCounts, DuplicateGroup, Skipped, TILER_FORMAT, TILER_SUMMARY_FILE, TilerCounts,
+    TilerParams, TilerSummary,
 };
 use ballast_format::{Split, atomic, digest};
 
@@ -79,7 +80,9 @@ pub fn assemble(listing: &Listing, params: &TilerParams, outcomes: &[PhotoOutcom
             }
         }
     }
+    let duplicates = duplicate_groups(listing, outcomes);
     let counts = TilerCounts {
+        duplicates: duplicates.iter().map(|g| g.photos.len() as u64 - 1).sum(),
         photos: listing.photos.len() as u64,
         photos_tiled: outcomes.iter().filter(|o| !o.tiles.is_empty()).count() as u64,
         tiles: rows.len() as u64,
@@ -92,6 +95,7 @@ pub fn assemble(listing: &Listing, params: &TilerParams, outcomes: &[PhotoOutcom
         counts,
         classes: classes.into_values().collect(),
         skipped,
+        duplicates,
         manifest_digest: digest::of_bytes(&manifest_bytes),
     };
     Assembled {
@@ -99,6 +103,39 @@ pub fn assemble(listing: &Listing, params: &TilerParams, outcomes: &[PhotoOutcom
         manifest_bytes,
         summary,
     }
+}
+
+/// Groups of photos with the same content digest, in digest order.
+fn duplicate_groups(listing: &Listing, outcomes: &[PhotoOutcome]) -> Vec<DuplicateGroup> {
+    let class_of: HashMap<&str, &str> = listing
+        .photos
+        .iter()
+        .map(|p| (p.rel.as_str(), p.class.as_str()))
+        .collect();
+    let mut by_digest: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for o in outcomes {
+        if let Some(d) = &o.state.digest {
+            by_digest.entry(d).or_default().push(&o.state.photo);
+        }
+    }
+    by_digest
+        .into_iter()
+        .filter(|(_, photos)| photos.len() > 1)
+        .map(|(digest, mut photos)| {
+            photos.sort_unstable();
+            let mut classes: Vec<String> = photos
+                .iter()
+                .filter_map(|p| class_of.get(p).map(|c| c.to_string()))
+                .collect();
+            classes.sort();
+            classes.dedup();
+            DuplicateGroup {
+                digest: digest.to_string(),
+                photos: photos.into_iter().map(str::to_string).collect(),
+                classes,
+            }
+        })
+        .collect()
 }
 
 /// Writes the output of a complete set of outcomes and tidies the folder. Fails without

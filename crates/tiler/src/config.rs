@@ -71,6 +71,7 @@ impl Config {
             val_fraction: self.val_fraction,
             seed: self.seed,
             split_seed: self.split_seed,
+            split: ballast_format::tiler_files::SplitRule::ContentHash,
             png_compression: self.png_compression.as_str().to_string(),
             max_pixels: self.max_pixels,
         }

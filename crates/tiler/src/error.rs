@@ -50,3 +50,18 @@ impl From<crate::scan::ScanError> for TilerError {
         }
     }
 }
+
+impl ballast_format::Classify for TilerError {
+    fn kind(&self) -> ballast_format::ErrorKind {
+        use ballast_format::ErrorKind;
+        match self {
+            TilerError::Usage(_) => ErrorKind::Usage,
+            TilerError::Format(e) => e.kind(),
+            TilerError::Io { .. } => ErrorKind::Io,
+            TilerError::Encode { .. } => ErrorKind::Compute,
+            TilerError::Input { .. }
+            | TilerError::TooManyBad { .. }
+            | TilerError::Inconsistent(_) => ErrorKind::Data,
+        }
+    }
+}

@@ -87,7 +87,16 @@ fn parse_compression(s: &str) -> Result<PngCompression, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ballast_cli::init_logging(&cli.common);
-    ballast_cli::run_main(|| {
+    let classify: ballast_cli::Classifier = |e| {
+        use ballast_format::Classify;
+        e.downcast_ref::<ballast_tiler::TilerError>()
+            .map(Classify::kind)
+            .or_else(|| {
+                e.downcast_ref::<ballast_tiler::scan::ScanError>()
+                    .map(|_| ballast_format::ErrorKind::Data)
+            })
+    };
+    ballast_cli::run_main_with(classify, || {
         ballast_cli::init_threads(cli.threads)?;
         let shard = ballast_cli::resolve_shard(cli.shard)?;
         let windows = match (cli.per_photo, cli.stride) {
@@ -113,10 +122,10 @@ fn main() -> ExitCode {
         };
         if let RunOutcome::Decoded(s) = run(&cfg)? {
             // One JSON line for benchmark scripts.
-            println!(
+            ballast_cli::println(&format!(
                 "{{\"photos\":{},\"failed\":{},\"megapixels\":{:.3},\"file_bytes\":{},\"seconds\":{:.4}}}",
                 s.photos, s.failed, s.megapixels, s.file_bytes, s.seconds
-            );
+            ))?;
         }
         Ok(ExitCode::SUCCESS)
     })

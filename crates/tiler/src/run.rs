@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ballast_format::digest::{self, KeyHasher};
+use ballast_format::lock::{self, LockRequest};
 use ballast_format::manifest::TileRecord;
 use ballast_format::parts::{Collected, Parts};
 use ballast_format::tiler_files::{TilerParams, TilerSummary, WindowMode};
@@ -126,9 +127,31 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
     fs::create_dir_all(&cfg.out).map_err(|e| TilerError::io(&cfg.out, e))?;
     let exclude = out_abs.starts_with(&input_abs).then_some(cfg.out.as_path());
     let listing = scan::scan(&cfg.input, exclude)?;
+    for class in &listing.classes {
+        if let Some(c) = class.chars().find(|c| c.is_control()) {
+            return Err(TilerError::Input {
+                path: cfg.input.join(class),
+                reason: format!(
+                    "class folder name {class:?} holds a control character (U+{:04X}); class \
+                     names become labels in every later file: rename the folder",
+                    c as u32
+                ),
+            });
+        }
+    }
     let params = cfg.params();
     let pdigest = state::params_digest(&params);
     let out = cfg.out.as_path();
+    let generation = generation(&listing, &params);
+    // One writer: nothing below writes or deletes in OUT without this lock.
+    let _lock = lock::acquire(
+        out,
+        &LockRequest {
+            stage: STAGE,
+            generation: &format!("{generation}/{}", cfg.shard.count),
+            job: cfg.shard,
+        },
+    )?;
     atomic::remove_stale_temps(out, Some(&temp_tag(cfg.shard)))?;
 
     let committed = if cfg.force {
@@ -152,7 +175,14 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
             Parts::new(out, STAGE).clear()?;
             state::clear_journals(out)?;
         }
-        let (photos, tiles, skipped) = n;
+        let (photos, tiles, skipped, bad) = n;
+        // The same verdict as a fresh run: over --max-bad fails, even with nothing to redo.
+        if bad > cfg.max_bad {
+            return Err(TilerError::TooManyBad {
+                bad,
+                limit: cfg.max_bad,
+            });
+        }
         tracing::info!(
             "up to date: {photos} photos, {tiles} tiles, {skipped} skipped (see tiler.json); \
              nothing to do"
@@ -247,13 +277,13 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
     }
 
     atomic::sync_filesystem(out)?;
-    let generation = generation(&listing, &params);
     let parts = Parts::new(out, STAGE);
     parts.write(cfg.shard, &generation, &PartBody { outcomes })?;
     match parts.collect::<PartBody>(cfg.shard.count, &generation)? {
         Collected::Complete(bodies) => {
             let all: Vec<PhotoOutcome> = bodies.into_iter().flat_map(|b| b.outcomes).collect();
             let summary = commit::commit(out, &listing, &params, all, cfg.max_bad)?;
+            warn_duplicates(&summary);
             for c in &summary.classes {
                 if c.val_photos == 0 && c.train_photos > 0 && cfg.val_fraction > 0.0 {
                     tracing::warn!("class {} has no val photos", c.class);
@@ -389,7 +419,26 @@ fn listing_outcomes(listing: &Listing) -> HashMap<usize, PhotoOutcome> {
     out
 }
 
-/// `Some((photos, tiles, skipped))` when every photo's committed result still holds (same stat, tiles
+/// One warning per group of byte-identical photos.
+fn warn_duplicates(summary: &TilerSummary) {
+    for g in &summary.duplicates {
+        if g.classes.len() > 1 {
+            tracing::warn!(
+                "byte-identical photos in different classes ({}): {}; they share one split, but \
+                 their labels conflict",
+                g.classes.join(", "),
+                g.photos.join(", ")
+            );
+        } else {
+            tracing::warn!(
+                "byte-identical photos (kept together in one split): {}",
+                g.photos.join(", ")
+            );
+        }
+    }
+}
+
+/// `Some((photos, tiles, skipped, bad))` when every photo's committed result still holds (same stat, tiles
 /// present), nothing was added or removed, and the tile folders hold exactly the listed tiles.
 fn up_to_date(
     listing: &Listing,
@@ -397,7 +446,7 @@ fn up_to_date(
     committed: &state::Committed,
     preset: &HashMap<usize, PhotoOutcome>,
     existing: &HashSet<String>,
-) -> Option<(u64, u64, u64)> {
+) -> Option<(u64, u64, u64, u64)> {
     if committed.summary.params != *params {
         return None;
     }
@@ -425,7 +474,7 @@ fn up_to_date(
         return None;
     }
     let c = &a.summary.counts;
-    Some((c.photos, c.tiles, c.skipped))
+    Some((c.photos, c.tiles, c.skipped, c.bad))
 }
 
 /// A photo's finished result inside a job.
@@ -646,7 +695,8 @@ impl PhotoWork for TileWork<'_> {
                 windows::random(w, h, size, per_photo, self.cfg.seed, &p.rel)
             }
         };
-        let split = Split::of_photo(&p.rel, self.cfg.val_fraction, self.cfg.split_seed);
+        // By content, so byte-identical copies of a photo can never sit on both sides.
+        let split = Split::of_content(&digest, self.cfg.val_fraction, self.cfg.split_seed);
         let dir = self.cfg.out.join(split.as_str()).join(&p.class);
         if let Err(e) = fs::create_dir_all(&dir) {
             return Loaded::Done(Err(TilerError::io(dir, e)));
@@ -782,18 +832,17 @@ mod tests {
 
     #[test]
     fn split_depends_only_on_the_photo() {
-        // Outcomes of the listing alone never look at other photos' splits; the split of a
-        // photo is a function of its path and the split seed, so a growing tree keeps it.
-        let old: Vec<String> = (0..300)
-            .map(|i| format!("c{}/IMG_{i}.jpg", i % 4))
+        // The split of a photo is a function of its content digest and the split seed, so a
+        // growing tree keeps it and copies of a photo share it.
+        let digests: Vec<String> = (0..300)
+            .map(|i| digest::of_bytes(format!("photo {i}").as_bytes()))
             .collect();
-        let before: Vec<Split> = old.iter().map(|p| Split::of_photo(p, 0.2, 0)).collect();
-        let mut grown = old.clone();
-        grown.extend((300..900).map(|i| format!("c{}/IMG_{i}.jpg", i % 5)));
-        grown.sort();
-        for (p, s) in old.iter().zip(&before) {
-            assert!(grown.contains(p));
-            assert_eq!(Split::of_photo(p, 0.2, 0), *s);
+        let before: Vec<Split> = digests
+            .iter()
+            .map(|d| Split::of_content(d, 0.2, 0))
+            .collect();
+        for (d, s) in digests.iter().zip(&before) {
+            assert_eq!(Split::of_content(&d.clone(), 0.2, 0), *s);
         }
         let val = before.iter().filter(|s| **s == Split::Val).count();
         assert!(
@@ -801,9 +850,9 @@ mod tests {
             "{val} of 300 in val at fraction 0.2"
         );
         // Another split seed reshuffles; another window seed cannot (it is not an input).
-        let moved = old
+        let moved = digests
             .iter()
-            .filter(|p| Split::of_photo(p, 0.2, 0) != Split::of_photo(p, 0.2, 1))
+            .filter(|d| Split::of_content(d, 0.2, 0) != Split::of_content(d, 0.2, 1))
             .count();
         assert!(moved > 30);
     }

@@ -259,7 +259,7 @@ fn output_inside_input_is_left_out_of_the_listing() {
     assert!(log.contains("up to date"), "{log}");
     let summary = read_json(&out.join("tiler.json"));
     assert_eq!(summary["counts"]["photos"], 2);
-    // The reverse (input inside the output's tile folders) is refused.
+    // The reverse (input inside the output's tile folders) is refused as a usage error.
     let o = run(&out.join("train"), &out, ARGS);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
