@@ -72,16 +72,16 @@ pub fn fails(cmd: &mut Command, expected: i32, needles: &[&str]) -> String {
         assert!(err.contains(n), "{cmd:?}: stderr lacks {n:?}:\n{err}");
     }
     // Each message once: no line of the error repeats an OS error text.
-    if let Some(line) = err.lines().find(|l| l.starts_with("error: ")) {
-        if let Some(pos) = line.find("(os error") {
-            let os = &line[..pos];
-            let tail = os.rsplit(": ").next().unwrap_or(os);
-            assert_eq!(
-                line.matches(tail.trim()).count(),
-                1,
-                "repeated cause: {line}"
-            );
-        }
+    if let Some(line) = err.lines().find(|l| l.starts_with("error: "))
+        && let Some(pos) = line.find("(os error")
+    {
+        let os = &line[..pos];
+        let tail = os.rsplit(": ").next().unwrap_or(os);
+        assert_eq!(
+            line.matches(tail.trim()).count(),
+            1,
+            "repeated cause: {line}"
+        );
     }
     err
 }
