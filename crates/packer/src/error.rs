@@ -30,3 +30,15 @@ impl PackError {
         }
     }
 }
+
+impl ballast_format::Classify for PackError {
+    fn kind(&self) -> ballast_format::ErrorKind {
+        use ballast_format::ErrorKind;
+        match self {
+            PackError::Format(e) => e.kind(),
+            PackError::Usage(_) => ErrorKind::Usage,
+            PackError::Input(_) => ErrorKind::Data,
+            PackError::Io { .. } => ErrorKind::Io,
+        }
+    }
+}

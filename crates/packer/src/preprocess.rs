@@ -63,6 +63,20 @@ pub enum PreprocessError {
     ZeroSize,
 }
 
+impl ballast_format::Classify for PreprocessError {
+    /// A window or buffer that does not fit is a caller's mistake; an image whose channels or
+    /// size cannot be used is bad data.
+    fn kind(&self) -> ballast_format::ErrorKind {
+        use ballast_format::ErrorKind;
+        match self {
+            PreprocessError::Channels { .. } | PreprocessError::Empty { .. } => ErrorKind::Data,
+            PreprocessError::BufferSize { .. }
+            | PreprocessError::Window { .. }
+            | PreprocessError::ZeroSize => ErrorKind::Usage,
+        }
+    }
+}
+
 /// A borrowed 8-bit image, interleaved channels, rows possibly part of a larger image (a window
 /// of a decoded photo).
 #[derive(Clone, Copy, Debug)]

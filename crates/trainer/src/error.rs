@@ -53,3 +53,16 @@ impl TrainError {
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+impl ballast_format::Classify for TrainError {
+    fn kind(&self) -> ballast_format::ErrorKind {
+        use ballast_format::ErrorKind;
+        match self {
+            TrainError::Config(_) => ErrorKind::Usage,
+            TrainError::File { .. } => ErrorKind::Data,
+            TrainError::Io { .. } => ErrorKind::Io,
+            TrainError::Format(e) => e.kind(),
+            TrainError::NonFinite { .. } | TrainError::Candle(_) => ErrorKind::Compute,
+        }
+    }
+}
