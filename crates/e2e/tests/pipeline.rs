@@ -95,7 +95,14 @@ fn pipeline_trains_a_model_well_above_chance_and_reruns_do_nothing() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(metrics.len(), 8);
-    assert!(metrics.iter().all(|m| m["h2d_image_bytes"] == 0));
+    let log: Vec<serde_json::Value> = fs::read_to_string(run.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["event"] == "epoch")
+        .collect();
+    assert_eq!(log.len(), 8);
+    assert!(log.iter().all(|m| m["h2d_image_bytes"] == 0));
 
     ok(stage("scorer")
         .args(["eval", "--run"])

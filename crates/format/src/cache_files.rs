@@ -109,21 +109,24 @@ impl CacheIndex {
     /// Reads `DIR/index.json`. A missing index with packer job parts present is reported as an
     /// unfinished sharded build.
     pub fn read(cache_dir: &Path) -> Result<CacheIndex> {
+        let index = Self::read_unchecked(cache_dir)?;
+        index.problems().first().map_or(Ok(()), |p| {
+            Err(FormatError::invalid(cache_dir.join(INDEX_FILE), p.clone()))
+        })?;
+        Ok(index)
+    }
+
+    /// Reads `DIR/index.json` checking only its syntax and format tag, for `packer verify`,
+    /// which names every [`CacheIndex::problems`] instead of stopping at the first.
+    pub fn read_unchecked(cache_dir: &Path) -> Result<CacheIndex> {
         let path = cache_dir.join(INDEX_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let parts = cache_dir.join(crate::parts::PARTS_DIR);
-                let msg = if parts.is_dir() {
-                    format!(
-                        "no {INDEX_FILE}: a sharded packer build has not finished (parts are in {}); \
-                         run the missing `packer --shard I/N` jobs",
-                        parts.display()
-                    )
-                } else {
-                    format!("no {INDEX_FILE}: not a ballast cache (run packer first)")
-                };
-                return Err(FormatError::invalid(cache_dir, msg));
+                return Err(FormatError::invalid(
+                    cache_dir,
+                    missing_index_reason(cache_dir),
+                ));
             }
             Err(e) => return Err(FormatError::io(&path, e)),
         };
@@ -138,6 +141,109 @@ impl CacheIndex {
         Ok(index)
     }
 
+    /// Everything internally inconsistent in the index, one line each: what a reader must not
+    /// trust before it allocates or normalises anything (sizes, counts, names, digests, the
+    /// mean/std against the shards' pixel sums). Empty for an index the packer wrote.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seen_class = std::collections::HashSet::new();
+        if self.classes.is_empty() {
+            out.push("no classes".to_string());
+        }
+        for c in &self.classes {
+            if c.is_empty() || c.chars().any(char::is_control) || !seen_class.insert(c) {
+                out.push(format!(
+                    "class name {c:?} is empty, repeated or has control characters"
+                ));
+            }
+        }
+        if !(1..=MAX_SIZE).contains(&self.size) || self.channels != 1 {
+            out.push(format!(
+                "samples of {0}x{0}, {1} channel(s): expected 1 channel, size 1..={MAX_SIZE}",
+                self.size, self.channels
+            ));
+            return out; // everything below depends on the size
+        }
+        let sample_bytes = 8 + u64::from(self.size) * u64::from(self.size);
+        let mut names = std::collections::HashSet::new();
+        let mut totals = [
+            (0u64, vec![0u64; self.classes.len()]),
+            (0, vec![0; self.classes.len()]),
+        ];
+        for e in &self.shards {
+            let shards_of_split = match e.split {
+                Split::Train => self.params.train_shards,
+                Split::Val => self.params.val_shards,
+            };
+            let expected = crate::shard_file::file_name(e.split, e.index, e.count);
+            if e.file != expected || e.count != shards_of_split || e.index >= e.count {
+                out.push(format!(
+                    "shard entry {:?}: expected a file named {expected:?}, index below {shards_of_split}",
+                    e.file
+                ));
+            }
+            if !names.insert(&e.file) {
+                out.push(format!("shard {:?} is listed twice", e.file));
+            }
+            if !is_digest(&e.digest) || !is_digest(&e.inputs) {
+                out.push(format!(
+                    "shard {:?}: digests must be 64 lowercase hex digits",
+                    e.file
+                ));
+            }
+            let class_sum = e.per_class.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+            if e.per_class.len() != self.classes.len() || class_sum != Some(e.samples) {
+                out.push(format!(
+                    "shard {:?}: per-class counts do not add up to its {} samples",
+                    e.file, e.samples
+                ));
+            }
+            // The file must be able to hold its samples: this bounds every count a reader
+            // allocates from.
+            let needed = e.samples.checked_mul(sample_bytes);
+            if needed.is_none_or(|n| n > e.bytes) {
+                out.push(format!(
+                    "shard {:?}: {} samples of {size}x{size} cannot fit in {} bytes",
+                    e.file,
+                    e.samples,
+                    e.bytes,
+                    size = self.size
+                ));
+                continue;
+            }
+            let t = &mut totals[e.split as usize];
+            t.0 = t.0.saturating_add(e.samples);
+            if e.per_class.len() == t.1.len() {
+                for (a, b) in t.1.iter_mut().zip(&e.per_class) {
+                    *a = a.saturating_add(*b);
+                }
+            }
+        }
+        for split in [Split::Train, Split::Val] {
+            let st = self.splits.get(split);
+            let (samples, per_class) = &totals[split as usize];
+            if st.samples != *samples || st.per_class != *per_class {
+                out.push(format!(
+                    "{} split: {} samples {:?} per class, but its shards hold {samples} {per_class:?}",
+                    split.as_str(),
+                    st.samples,
+                    st.per_class
+                ));
+            }
+        }
+        if out.is_empty() {
+            match train_moments(&self.shards, self.size) {
+                Some((mean, std)) if mean == self.mean && std == self.std => {}
+                Some((mean, std)) => out.push(format!(
+                    "mean {} and std {} differ from the train shards' pixel sums ({mean}, {std})",
+                    self.mean, self.std
+                )),
+                None => out.push("no train samples, or pixel sums out of range".into()),
+            }
+        }
+        out
+    }
+
     pub fn shards_of(&self, split: Split) -> impl Iterator<Item = &ShardEntry> {
         self.shards.iter().filter(move |s| s.split == split)
     }
@@ -150,6 +256,54 @@ impl CacheIndex {
     pub fn file_digest(cache_dir: &Path) -> Result<String> {
         crate::digest::of_file(&cache_dir.join(INDEX_FILE))
     }
+}
+
+/// Why a folder has no index: an unfinished sharded build (naming its pending jobs), a whole
+/// run that was stopped before it finished, or no cache at all.
+fn missing_index_reason(cache_dir: &Path) -> String {
+    if let Some(pending) = crate::parts::Parts::pending_summary(cache_dir) {
+        return format!("no {INDEX_FILE}: a sharded build has not finished: {pending}");
+    }
+    let started = std::fs::read_dir(cache_dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.ends_with(".safetensors") || name.contains(".tmp-") || name == ".retired"
+        })
+    });
+    if started {
+        format!(
+            "no {INDEX_FILE}: the packer run that wrote this folder did not finish (stopped or \
+             failed); rerun the same packer command"
+        )
+    } else {
+        format!("no {INDEX_FILE}: not a ballast cache (run packer first)")
+    }
+}
+
+/// Largest sample side a cache may declare (the packer's `--size` bound).
+pub const MAX_SIZE: u32 = 4096;
+
+fn is_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Exact mean and standard deviation (0–1 scale) of the train pixels, from the shards' integer
+/// sums: what the packer writes and what readers check. None without train samples or when the
+/// sums cannot come from u8 pixels.
+pub fn train_moments(shards: &[ShardEntry], size: u32) -> Option<(f64, f64)> {
+    let (mut n, mut sum, mut sq) = (0u128, 0u128, 0u128);
+    for e in shards.iter().filter(|e| e.split == Split::Train) {
+        n += e.samples as u128 * (size as u128).pow(2);
+        sum += e.pixel_sum as u128;
+        sq += e.pixel_sq_sum as u128;
+    }
+    if n == 0 || sum > n * 255 || sq > n * 255 * 255 {
+        return None;
+    }
+    let mean = sum as f64 / n as f64 / 255.0;
+    let var_num = (n * sq).checked_sub(sum * sum)?; // n²·variance, exact
+    let std = (var_num as f64).sqrt() / n as f64 / 255.0;
+    Some((mean, std))
 }
 
 /// A tile the packer could not use (within `--max-bad`), and why.

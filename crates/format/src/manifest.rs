@@ -46,19 +46,57 @@ pub fn read(path: &Path) -> Result<Vec<TileRecord>> {
 
 /// Parses manifest text; `path` is used in error messages only.
 pub fn parse(path: &Path, text: &str) -> Result<Vec<TileRecord>> {
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+    Ok(parse_numbered(path, text.as_bytes())?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+/// The one manifest parser: rows with their 1-based line numbers, each checked on its own
+/// (digests, a non-empty class, a window inside its photo); a bad row is an error naming
+/// `manifest.jsonl:LINE`. Checks across rows (duplicates, splits) belong to the reader.
+pub fn parse_numbered(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, TileRecord)>> {
+    let mut rows = Vec::with_capacity(bytes.len() / 300);
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        let row: TileRecord = serde_json::from_str(line).map_err(|e| FormatError::BadLine {
+        let bad = |message: String| FormatError::BadLine {
             path: path.to_path_buf(),
             line: i + 1,
-            message: format!("malformed manifest row: {e}"),
-        })?;
-        rows.push(row);
+            message,
+        };
+        let row: TileRecord = serde_json::from_slice(line)
+            .map_err(|e| bad(format!("malformed manifest row: {e}")))?;
+        row.problem().map_or(Ok(()), |m| Err(bad(m)))?;
+        rows.push((i + 1, row));
     }
     Ok(rows)
+}
+
+impl TileRecord {
+    /// What makes this row unusable on its own, if anything.
+    pub fn problem(&self) -> Option<String> {
+        let hex =
+            |s: &str| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !hex(&self.photo_digest) || !hex(&self.tile_digest) {
+            return Some("digests must be 64 lowercase hex digits".into());
+        }
+        if self.class.is_empty() || self.class.chars().any(char::is_control) {
+            return Some(format!(
+                "class {:?} is empty or has control characters",
+                self.class
+            ));
+        }
+        let fits = |at: u32, len: u32| at.checked_add(self.size).is_some_and(|end| end <= len);
+        if self.size == 0 || !fits(self.x, self.photo_width) || !fits(self.y, self.photo_height) {
+            return Some(format!(
+                "window {0}x{0} at ({1},{2}) is not inside the {3}x{4} photo",
+                self.size, self.x, self.y, self.photo_width, self.photo_height
+            ));
+        }
+        None
+    }
 }
 
 /// Serialises rows as JSONL.

@@ -132,6 +132,46 @@ impl Parts {
         Ok(())
     }
 
+    /// The unfinished sharded build(s) recorded in `out_dir/.parts` by any stage, as one
+    /// sentence naming the jobs still to run, e.g. `packer job(s) 1, 3 of 4 have not reported`.
+    /// None when no part is there.
+    pub fn pending_summary(out_dir: &Path) -> Option<String> {
+        let dir = out_dir.join(PARTS_DIR);
+        let mut builds: std::collections::BTreeMap<(String, usize), Vec<usize>> =
+            Default::default();
+        for entry in fs::read_dir(&dir).ok()?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // `STAGE-IIIII-of-NNNNN.json`
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let mut it = stem.rsplitn(4, '-');
+            let (Some(n), Some("of"), Some(i), Some(stage)) =
+                (it.next(), it.next(), it.next(), it.next())
+            else {
+                continue;
+            };
+            if let (Ok(i), Ok(n)) = (i.parse::<usize>(), n.parse::<usize>()) {
+                builds.entry((stage.to_string(), n)).or_default().push(i);
+            }
+        }
+        let lines: Vec<String> = builds
+            .into_iter()
+            .map(|((stage, n), done)| {
+                let missing: Vec<String> = (0..n)
+                    .filter(|i| !done.contains(i))
+                    .take(20)
+                    .map(|i| i.to_string())
+                    .collect();
+                format!(
+                    "{stage} job(s) {} of {n} have not reported (run `{stage} --shard I/{n}` for each)",
+                    missing.join(", ")
+                )
+            })
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("; "))
+    }
+
     /// Job indexes of any parts present (of any generation), for "waiting on" messages.
     pub fn present(&self, count: usize) -> Vec<usize> {
         (0..count)

@@ -200,6 +200,13 @@ fn parse_header(path: &Path, header: &[u8], file_len: u64) -> Result<Layout> {
         )));
     }
     let n = labels.shape[0];
+    // The provenance lists bound n by what the header really holds, before any arithmetic.
+    if [meta.tiles.len(), meta.photos.len(), meta.copies.len()]
+        .iter()
+        .any(|&len| len as u64 != n)
+    {
+        return Err(bad("provenance lists do not match the sample count".into()));
+    }
     let s = meta.size as u64;
     if images.dtype != "U8" || images.shape != [n, 1, s, s] {
         return Err(bad(format!(
@@ -210,7 +217,17 @@ fn parse_header(path: &Path, header: &[u8], file_len: u64) -> Result<Layout> {
     let data_len = file_len - 8 - header.len() as u64;
     let [l0, l1] = labels.data_offsets;
     let [i0, i1] = images.data_offsets;
-    if l1.checked_sub(l0) != Some(8 * n) || i1.checked_sub(i0) != Some(n * s * s) {
+    // Checked: crafted shapes must not wrap to a small size (safetensors: "overflow computing
+    // buffer size").
+    let (Some(labels_len), Some(images_len)) = (
+        n.checked_mul(8),
+        n.checked_mul(s).and_then(|v| v.checked_mul(s)),
+    ) else {
+        return Err(bad(format!(
+            "shape [{n},1,{s},{s}] overflows the size of a buffer"
+        )));
+    };
+    if l1.checked_sub(l0) != Some(labels_len) || i1.checked_sub(i0) != Some(images_len) {
         return Err(bad("tensor byte ranges do not match their shapes".into()));
     }
     let (lo, hi) = ((l0.min(i0)), (l1.max(i1)));
@@ -221,9 +238,6 @@ fn parse_header(path: &Path, header: &[u8], file_len: u64) -> Result<Layout> {
         )));
     }
     let n = n as usize;
-    if meta.tiles.len() != n || meta.photos.len() != n || meta.copies.len() != n {
-        return Err(bad("provenance lists do not match the sample count".into()));
-    }
     Ok(Layout {
         n,
         size: meta.size,
@@ -365,6 +379,39 @@ mod tests {
 
         std::fs::write(&p, b"").unwrap();
         assert!(read(&p, 2).is_err());
+    }
+
+    #[test]
+    fn shapes_that_wrap_are_refused() {
+        // n * s * s wraps u64 to 0 and 8 * n does too: a header claiming 2^61 samples in no
+        // bytes must not be read as an empty shard.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wrap.safetensors");
+        let n: u64 = 1 << 61;
+        let m = meta(0, 4);
+        let header = serde_json::json!({
+            "__metadata__": { "ballast": serde_json::to_string(&m).unwrap() },
+            "labels": { "dtype": "I64", "shape": [n], "data_offsets": [0, 0] },
+            "images": { "dtype": "U8", "shape": [n, 1, 4, 4], "data_offsets": [0, 0] },
+        });
+        let h = serde_json::to_vec(&header).unwrap();
+        let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&h);
+        std::fs::write(&p, &bytes).unwrap();
+        let e = read(&p, 2).unwrap_err().to_string();
+        assert!(e.contains("wrap.safetensors"), "{e}");
+        // With provenance lists of that length impossible, the overflow check is what stops a
+        // header whose lists agree with a wrapped count of 0 too.
+        let header = serde_json::json!({
+            "__metadata__": { "ballast": serde_json::to_string(&m).unwrap() },
+            "labels": { "dtype": "I64", "shape": [0], "data_offsets": [0, 0] },
+            "images": { "dtype": "U8", "shape": [0, 1, 4, 4], "data_offsets": [0, 0] },
+        });
+        let h = serde_json::to_vec(&header).unwrap();
+        let mut ok = (h.len() as u64).to_le_bytes().to_vec();
+        ok.extend_from_slice(&h);
+        std::fs::write(&p, &ok).unwrap();
+        assert_eq!(read(&p, 2).unwrap().len(), 0);
     }
 
     #[test]

@@ -90,17 +90,9 @@ pub fn assemble(
         ));
     }
 
-    // Exact mean/std of train pixels on a 0-1 scale, from integer sums.
-    let (sum, sq) = shards
-        .iter()
-        .filter(|e| e.split == Split::Train)
-        .fold((0u128, 0u128), |(s, q), e| {
-            (s + e.pixel_sum as u128, q + e.pixel_sq_sum as u128)
-        });
-    let n = splits.train.samples as u128 * (plan.params.size as u128).pow(2);
-    let mean = sum as f64 / n as f64 / 255.0;
-    let var_num = n * sq - sum * sum; // n²·variance, exact
-    let std = (var_num as f64).sqrt() / n as f64 / 255.0;
+    // Exact mean/std of train pixels, from integer sums (readers check them the same way).
+    let (mean, std) = ballast_format::cache_files::train_moments(&shards, plan.params.size)
+        .ok_or_else(|| PackError::Input("no train pixel could be counted".into()))?;
 
     let index = CacheIndex {
         format: CACHE_FORMAT.into(),

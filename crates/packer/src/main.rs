@@ -54,7 +54,7 @@ struct PackArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     copies: u32,
     /// Shards per split (default: about 50 000 samples or 256 MiB of images per shard).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=ballast_packer::pack::MAX_SHARDS as i64))]
     shards: Option<u32>,
     /// Seed of the jitter draws.
     #[arg(long, default_value_t = 0)]
@@ -84,23 +84,30 @@ fn parse_jitter(s: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ballast_cli::init_logging(&cli.common);
-    ballast_cli::run_main(|| match cli.command {
+    let classify: ballast_cli::Classifier = |e| {
+        use ballast_format::Classify;
+        e.downcast_ref::<ballast_packer::PackError>()
+            .map(Classify::kind)
+    };
+    ballast_cli::run_main_with(classify, || match cli.command {
         Some(Command::Verify { dir }) => {
             ballast_cli::init_threads(None)?;
             let r = ballast_packer::verify::verify(&dir)?;
             for p in &r.problems {
-                println!("{p}");
+                ballast_cli::println(p)?;
             }
             if r.ok() {
-                println!("ok: {} shards, {} samples", r.shards, r.samples);
+                ballast_cli::println(&format!("ok: {} shards, {} samples", r.shards, r.samples))?;
                 Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!(
-                    "error: {} of {} shards in {} do not match index.json; rerun the packer to \
-                     rebuild them (--force if they were altered without a change of mtime)",
+                    "error: {} problem(s) in {}, {} of {} shards do not match index.json; rerun \
+                     the packer to rebuild (--force if files were altered without a change of \
+                     mtime)",
                     r.problems.len(),
-                    r.shards,
-                    dir.display()
+                    dir.display(),
+                    r.bad_shards,
+                    r.shards
                 );
                 Ok(ExitCode::from(1))
             }

@@ -14,6 +14,7 @@ use std::time::Instant;
 use ballast_format::JobShard;
 use ballast_format::atomic;
 use ballast_format::cache_files::{BadTile, INDEX_FILE, ShardEntry};
+use ballast_format::lock::{self, LockRequest};
 use ballast_format::parts::{Collected, Parts};
 
 use crate::build::build_shard;
@@ -24,6 +25,8 @@ use crate::preprocess::MIN_SIZE;
 use crate::reuse::{OldCache, retired_index_path};
 
 pub const STAGE: &str = "packer";
+/// Most shards per split: far beyond any useful count, small enough to plan in memory.
+pub const MAX_SHARDS: u32 = 100_000;
 
 /// Everything a packer run needs.
 #[derive(Clone, Debug)]
@@ -80,8 +83,10 @@ fn check_options(o: &PackOptions) -> Result<(), PackError> {
     if s.copies == 0 {
         return Err(PackError::Usage("--copies must be at least 1".into()));
     }
-    if s.shards == Some(0) {
-        return Err(PackError::Usage("--shards must be at least 1".into()));
+    if s.shards.is_some_and(|n| !(1..=MAX_SHARDS).contains(&n)) {
+        return Err(PackError::Usage(format!(
+            "--shards must be in 1..={MAX_SHARDS}"
+        )));
     }
     Ok(())
 }
@@ -111,7 +116,16 @@ pub fn pack(o: &PackOptions) -> Result<PackReport, PackError> {
         plan.params.val_shards,
     );
 
-    std::fs::create_dir_all(&o.out).map_err(|e| PackError::io(&o.out, e))?;
+    // One writer: nothing below writes or deletes in OUT without this lock. Jobs of one
+    // sharded build (same manifest, parameters and job count) share it.
+    let _lock = lock::acquire(
+        &o.out,
+        &LockRequest {
+            stage: STAGE,
+            generation: &format!("{}/{}", plan.generation(), o.job.count),
+            job: o.job,
+        },
+    )?;
     // Leftover temporaries of this job (a killed earlier run); a single run owns them all.
     let own_tag = (!o.job.is_whole()).then(|| temp_tag(o.job));
     atomic::remove_stale_temps(&o.out, own_tag.as_deref())?;

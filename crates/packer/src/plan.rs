@@ -16,12 +16,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use ballast_format::Split;
 use ballast_format::cache_files::PackerParams;
 use ballast_format::digest::{self, KeyHasher};
 use ballast_format::manifest::{MANIFEST_FILE, TileRecord};
 use ballast_format::relpath::resolve_inside;
 use ballast_format::shard_file::{self, SHARD_FORMAT};
-use ballast_format::{FormatError, Split};
 
 use crate::error::PackError;
 use crate::preprocess::{LUMA, RESIZE};
@@ -119,50 +119,8 @@ impl Plan {
             )));
         }
 
-        // Paths inside the tiles folder, no tile twice, no photo in both splits.
-        let mut seen_tiles: HashMap<&str, usize> = HashMap::with_capacity(records.len());
-        let mut photo_split: HashMap<&str, (Split, usize)> = HashMap::new();
-        let mut paths = Vec::with_capacity(records.len());
-        for (line, rec) in &records {
-            let path = resolve_inside(tiles_dir, &rec.tile).map_err(|m| {
-                PackError::Input(format!(
-                    "{}: tile {:?} is outside the tiles folder: {m}",
-                    at(*line),
-                    rec.tile
-                ))
-            })?;
-            if rec.class.is_empty() {
-                return Err(PackError::Input(format!(
-                    "{}: tile {:?} has an empty class name",
-                    at(*line),
-                    rec.tile
-                )));
-            }
-            if let Some(first) = seen_tiles.insert(&rec.tile, *line) {
-                return Err(PackError::Input(format!(
-                    "{}: tile {:?} is listed twice (first on line {first})",
-                    at(*line),
-                    rec.tile
-                )));
-            }
-            match photo_split.get(rec.photo.as_str()) {
-                Some(&(split, first)) if split != rec.split => {
-                    return Err(PackError::Input(format!(
-                        "{}: photo {:?} has {} tiles here but {} tiles on line {first}: \
-                         a photo must feed one split only (rerun the tiler)",
-                        at(*line),
-                        rec.photo,
-                        rec.split,
-                        split
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    photo_split.insert(&rec.photo, (rec.split, *line));
-                }
-            }
-            paths.push(path);
-        }
+        let (paths, photo_split) = check_rows(tiles_dir, &manifest_path, &records)?;
+        check_content_leaks(&manifest_path, &records)?;
 
         let count_split = |split: Split| {
             let tiles = records.iter().filter(|(_, r)| r.split == split).count() as u64;
@@ -352,6 +310,95 @@ fn inputs_key(
     h.finish_hex()
 }
 
+/// Per-row checks across the manifest: paths inside the tiles folder, a class name, no tile
+/// listed twice, no photo in both splits. Returns each row's path and each photo's split.
+#[allow(clippy::type_complexity)]
+fn check_rows<'a>(
+    tiles_dir: &Path,
+    manifest_path: &Path,
+    records: &'a [(usize, TileRecord)],
+) -> Result<(Vec<PathBuf>, HashMap<&'a str, (Split, usize)>), PackError> {
+    let at = |line: usize| format!("{}:{line}", manifest_path.display());
+    let mut seen_tiles: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    let mut photo_split: HashMap<&str, (Split, usize)> = HashMap::new();
+    let mut paths = Vec::with_capacity(records.len());
+    for (line, rec) in records {
+        let path = resolve_inside(tiles_dir, &rec.tile).map_err(|m| {
+            PackError::Input(format!(
+                "{}: tile {:?} is outside the tiles folder: {m}",
+                at(*line),
+                rec.tile
+            ))
+        })?;
+        if rec.class.is_empty() {
+            return Err(PackError::Input(format!(
+                "{}: tile {:?} has an empty class name",
+                at(*line),
+                rec.tile
+            )));
+        }
+        if let Some(first) = seen_tiles.insert(&rec.tile, *line) {
+            return Err(PackError::Input(format!(
+                "{}: tile {:?} is listed twice (first on line {first})",
+                at(*line),
+                rec.tile
+            )));
+        }
+        match photo_split.get(rec.photo.as_str()) {
+            Some(&(split, first)) if split != rec.split => {
+                return Err(PackError::Input(format!(
+                    "{}: photo {:?} has {} tiles here but {} tiles on line {first}: \
+                     a photo must feed one split only (rerun the tiler)",
+                    at(*line),
+                    rec.photo,
+                    rec.split,
+                    split
+                )));
+            }
+            Some(_) => {}
+            None => {
+                photo_split.insert(&rec.photo, (rec.split, *line));
+            }
+        }
+        paths.push(path);
+    }
+    Ok((paths, photo_split))
+}
+
+/// The field report's leak, by content: byte-identical photos, or identical tiles, on both
+/// sides of the split. The tiler splits by content digest, so only a manifest from an older
+/// tiler (or edited by hand) can hold one; training on it would inflate val accuracy.
+fn check_content_leaks(
+    manifest_path: &Path,
+    records: &[(usize, TileRecord)],
+) -> Result<(), PackError> {
+    let mut seen: HashMap<(&str, bool), (Split, &str, usize)> = HashMap::new();
+    for (line, rec) in records {
+        for (digest, is_photo, name) in [
+            (rec.photo_digest.as_str(), true, rec.photo.as_str()),
+            (rec.tile_digest.as_str(), false, rec.tile.as_str()),
+        ] {
+            match seen.get(&(digest, is_photo)) {
+                Some(&(split, other, first)) if split != rec.split => {
+                    let what = if is_photo { "photo" } else { "tile" };
+                    return Err(PackError::Input(format!(
+                        "{}:{line}: {what} {name:?} ({}) has the same content as {what} \
+                         {other:?} ({split}, line {first}): train and val would share it. \
+                         Rerun the tiler (it splits by content) or remove the copy",
+                        manifest_path.display(),
+                        rec.split
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert((digest, is_photo), (rec.split, name, *line));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The manifest's bytes; a missing manifest is explained (no tiler run, or an unfinished
 /// sharded one).
 fn read_manifest_bytes(tiles_dir: &Path) -> Result<(PathBuf, Vec<u8>), PackError> {
@@ -359,15 +406,13 @@ fn read_manifest_bytes(tiles_dir: &Path) -> Result<(PathBuf, Vec<u8>), PackError
     match std::fs::read(&path) {
         Ok(b) => Ok((path, b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let parts = tiles_dir.join(ballast_format::parts::PARTS_DIR);
+            let pending = ballast_format::parts::Parts::pending_summary(tiles_dir);
             Err(PackError::Input(if !tiles_dir.is_dir() {
                 format!("{}: no such tiles folder", tiles_dir.display())
-            } else if parts.is_dir() {
+            } else if let Some(pending) = pending {
                 format!(
-                    "{}: missing: the tiler's sharded run is unfinished (job parts are in {}); \
-                     run the remaining `tiler --shard I/N` jobs first",
-                    path.display(),
-                    parts.display()
+                    "{}: missing: a sharded build has not finished: {pending}",
+                    path.display()
                 )
             } else {
                 format!("{}: missing: run the tiler first", path.display())
@@ -377,22 +422,9 @@ fn read_manifest_bytes(tiles_dir: &Path) -> Result<(PathBuf, Vec<u8>), PackError
     }
 }
 
-/// Parses manifest rows with their 1-based line numbers; a malformed row is an error naming
-/// `manifest.jsonl:LINE`.
+/// Parses manifest rows with their 1-based line numbers (the format crate's parser).
 pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, TileRecord)>, PackError> {
-    let mut rows = Vec::with_capacity(bytes.len() / 300);
-    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        let rec: TileRecord = serde_json::from_slice(line).map_err(|e| FormatError::BadLine {
-            path: path.to_path_buf(),
-            line: i + 1,
-            message: format!("malformed manifest row: {e}"),
-        })?;
-        rows.push((i + 1, rec));
-    }
-    Ok(rows)
+    Ok(ballast_format::manifest::parse_numbered(path, bytes)?)
 }
 
 #[cfg(test)]
@@ -408,7 +440,7 @@ mod tests {
             x: 0,
             y: 0,
             size: 32,
-            photo_digest: "0".repeat(64),
+            photo_digest: digest::of_bytes(photo.as_bytes()),
             tile_digest: digest::of_bytes(tile.as_bytes()),
             photo_width: 64,
             photo_height: 64,

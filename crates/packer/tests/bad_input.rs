@@ -233,8 +233,13 @@ fn missing_manifest_and_unfinished_tiler() {
     let c = with_good_cache();
     std::fs::remove_file(c.tiles.join("manifest.jsonl")).unwrap();
     fails_cleanly(&c, &["manifest.jsonl", "run the tiler first"]);
+    // Job 1 of 2 has reported, job 0 has not: the message names it.
     std::fs::create_dir(c.tiles.join(".parts")).unwrap();
-    fails_cleanly(&c, &["unfinished", ".parts"]);
+    std::fs::write(c.tiles.join(".parts/tiler-00001-of-00002.json"), "{}").unwrap();
+    fails_cleanly(
+        &c,
+        &["a sharded build has not finished", "tiler job(s) 0 of 2"],
+    );
     let o = packer(&pack_args(&c.root.path().join("nope"), &c.out, &[]));
     assert_eq!(o.status.code(), Some(1));
     assert!(

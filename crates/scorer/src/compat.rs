@@ -155,7 +155,7 @@ mod tests {
             identity: "x".into(),
             spec: spec(),
             data,
-            invocations: Vec::new(),
+            threads: 1,
         }
     }
 

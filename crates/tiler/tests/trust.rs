@@ -28,52 +28,12 @@ fn spawn(input: &Path, out: &Path, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Waits until `pid` is recorded as the holder of `out`'s lock.
+/// Waits until `pid` holds `out`'s lock.
 fn wait_for_holder(out: &Path, pid: u32) {
-    let t = Instant::now();
-    let needle = format!("\"pid\":{pid},");
-    loop {
-        let rec = std::fs::read_to_string(out.join(".ballast.lock")).unwrap_or_default();
-        if rec.contains(&needle) {
-            return;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "{pid} never took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    ballast_testkit::signals::wait_for_holder(&out.join(".ballast.lock"), pid);
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
-/// Waits until every thread of `pid` is stopped (a signal is delivered asynchronously).
-fn wait_stopped(pid: u32) {
-    let t = Instant::now();
-    loop {
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
-        let all = tasks.flatten().all(|t| {
-            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-            // pid (comm) STATE ...; comm may hold spaces, the state follows the last ')'.
-            stat.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                == Some("T")
-        });
-        if all {
-            return;
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "{pid} did not stop");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
+use ballast_testkit::signals::{signal, wait_stopped};
 
 /// Every manifest row's tile exists with the recorded digest.
 fn assert_consistent(out: &Path) {
@@ -164,7 +124,7 @@ fn jobs_of_one_build_share_the_folder() {
         let jobs: Vec<Child> = (0..3)
             .map(|i| spawn(&p, &out, &[A, &["--shard", &format!("{i}/3")]].concat()))
             .collect();
-        for mut j in jobs {
+        for j in jobs {
             let out = j.wait_with_output().unwrap();
             assert!(
                 out.status.success(),

@@ -55,7 +55,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.01)]
     pub lr: f64,
     /// SGD momentum (PyTorch semantics; 0 disables).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_MOMENTUM)]
     pub momentum: f64,
     /// Nesterov momentum (SGD).
     #[arg(long)]
@@ -66,13 +66,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub weight_decay: Option<f64>,
     /// AdamW beta1.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_BETA1)]
     pub beta1: f64,
     /// AdamW beta2.
-    #[arg(long, default_value_t = 0.999)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_BETA2)]
     pub beta2: f64,
     /// AdamW epsilon.
-    #[arg(long, default_value_t = 1e-8)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_ADAM_EPS)]
     pub adam_eps: f64,
     /// Dropout probability after each hidden fully connected layer.
     #[arg(long, default_value_t = 0.0)]
@@ -96,13 +96,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub warmup_epochs: usize,
     /// Step schedule: epochs between decays.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_STEP_SIZE)]
     pub step_size: usize,
     /// Step schedule: decay factor.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_GAMMA)]
     pub gamma: f64,
     /// Cosine schedule: final learning rate.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = crate::spec::DEFAULT_MIN_LR)]
     pub min_lr: f64,
     /// Early stopping: stop after this many epochs without a lower val loss.
     #[arg(long)]
@@ -194,6 +194,7 @@ impl TrainArgs {
             patience: self.patience,
             augment: self.augment.then_some(self.augment_strength),
         }
+        .canonical()
     }
 
     /// `base` (a stored run's spec) with only the flags given on the command line applied:
@@ -279,7 +280,7 @@ impl TrainArgs {
         if e("augment") || e("augment_strength") {
             s.augment = self.augment.then_some(self.augment_strength);
         }
-        s
+        s.canonical()
     }
 }
 
@@ -302,9 +303,12 @@ pub fn command_line(spec: &TrainSpec, cache: &str, run: &str) -> Vec<String> {
         "--run".into(),
         run.into(),
     ];
+    // An empty value stands for a switch (a flag without a value).
     let mut push = |k: &str, v: String| {
         a.push(format!("--{k}"));
-        a.push(v);
+        if !v.is_empty() {
+            a.push(v);
+        }
     };
     push("epochs", spec.epochs.to_string());
     push("batch", spec.batch.to_string());
@@ -319,7 +323,12 @@ pub fn command_line(spec: &TrainSpec, cache: &str, run: &str) -> Vec<String> {
     push("lr", o.lr.to_string());
     push("weight-decay", o.weight_decay.to_string());
     match o.kind {
-        OptimizerKind::Sgd => push("momentum", o.momentum.to_string()),
+        OptimizerKind::Sgd => {
+            push("momentum", o.momentum.to_string());
+            if o.nesterov {
+                push("nesterov", String::new());
+            }
+        }
         OptimizerKind::Adamw => {
             push("beta1", o.beta1.to_string());
             push("beta2", o.beta2.to_string());

@@ -17,6 +17,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use ballast_format::atomic::{self, Durability};
+use ballast_format::checkpoint_record::CheckpointRecord;
+
 use crate::error::{Result, TrainError};
 use crate::spec::ModelSpec;
 use crate::tensor_file::{self, HostTensor};
@@ -92,17 +95,20 @@ impl Checkpoint {
         }
         let mut meta = BTreeMap::new();
         meta.insert(CHECKPOINT_KEY.to_string(), json(&self.state));
-        tensor_file::write(path, &all, &meta)
+        write_recorded(path, &tensor_file::encode(&all, &meta))
     }
 
     /// Reads a checkpoint and checks it belongs to the run `identity`.
     pub fn read(path: &Path, identity: &str) -> Result<Checkpoint> {
         let hint = "; use --force to start the run over";
-        let file = tensor_file::read(path).map_err(|e| match e {
-            TrainError::File { path, message } => TrainError::File {
-                path,
-                message: format!("{message}{hint}"),
-            },
+        let (file, _) = read_recorded(path).map_err(|e| match e {
+            TrainError::File { path, message }
+            | TrainError::Format(ballast_format::FormatError::Invalid { path, message }) => {
+                TrainError::File {
+                    path,
+                    message: format!("{message}{hint}"),
+                }
+            }
             other => other,
         })?;
         let state_json = file.metadata.get(CHECKPOINT_KEY).ok_or_else(|| {
@@ -171,18 +177,31 @@ pub fn write_model(
 ) -> Result<()> {
     let mut m = BTreeMap::new();
     m.insert(MODEL_KEY.to_string(), json(meta));
-    tensor_file::write(path, weights, &m)
+    write_recorded(path, &tensor_file::encode(weights, &m))
 }
 
 /// Reads model.safetensors: its weights and self-description.
 pub fn read_model(path: &Path) -> Result<(BTreeMap<String, HostTensor>, ModelMeta)> {
+    read_model_file(path).map(|m| (m.weights, m.meta))
+}
+
+/// model.safetensors as loaded, with the digest of the very bytes that were decoded.
+pub struct ModelFile {
+    pub weights: BTreeMap<String, HostTensor>,
+    pub meta: ModelMeta,
+    pub digest: String,
+}
+
+/// Reads model.safetensors once: checked against the run's `checkpoints.json`, every weight
+/// finite.
+pub fn read_model_file(path: &Path) -> Result<ModelFile> {
     if !path.is_file() {
         return Err(TrainError::file(
             path,
             "missing: the run has not finished an epoch yet (or this is not a run folder)",
         ));
     }
-    let file = tensor_file::read(path)?;
+    let (file, digest) = read_recorded(path)?;
     let meta_json = file.metadata.get(MODEL_KEY).ok_or_else(|| {
         TrainError::file(
             path,
@@ -191,7 +210,58 @@ pub fn read_model(path: &Path) -> Result<(BTreeMap<String, HostTensor>, ModelMet
     })?;
     let meta: ModelMeta = serde_json::from_str(meta_json)
         .map_err(|e| TrainError::file(path, format!("malformed `{MODEL_KEY}` metadata: {e}")))?;
-    Ok((file.tensors, meta))
+    Ok(ModelFile {
+        weights: file.tensors,
+        meta,
+        digest,
+    })
+}
+
+/// Writes a weight file of a run folder and records its digest in `checkpoints.json`, in the
+/// order that keeps the record accepting whatever file a kill leaves on disk.
+fn write_recorded(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (run_dir, file) = split_path(path)?;
+    let digest = ballast_format::digest::of_bytes(bytes);
+    CheckpointRecord::begin(run_dir, file, &digest)?;
+    atomic::write_bytes(path, bytes, Durability::Fsync)?;
+    CheckpointRecord::settle(run_dir, file, &digest)?;
+    Ok(())
+}
+
+/// Reads a weight file of a run folder once, checks its bytes against `checkpoints.json` and
+/// refuses non-finite weights. Returns the file and the digest of its bytes.
+fn read_recorded(path: &Path) -> Result<(tensor_file::TensorFile, String)> {
+    let (run_dir, file) = split_path(path)?;
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    let digest = CheckpointRecord::verify(run_dir, file, &bytes)?;
+    let decoded = tensor_file::decode(path, &bytes)?;
+    for (name, t) in &decoded.tensors {
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::file(
+                path,
+                format!(
+                    "tensor `{name}` holds {} at element {i}: the weights are not usable",
+                    t.data[i]
+                ),
+            ));
+        }
+    }
+    Ok((decoded, digest))
+}
+
+fn split_path(path: &Path) -> Result<(&Path, &str)> {
+    let file = path.file_name().and_then(|f| f.to_str());
+    match (path.parent(), file) {
+        (Some(dir), Some(file)) => Ok((
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            },
+            file,
+        )),
+        _ => Err(TrainError::file(path, "not a file in a run folder")),
+    }
 }
 
 fn json<T: Serialize>(v: &T) -> String {

@@ -184,7 +184,9 @@ impl CacheInfo {
         transfers: &Transfers,
     ) -> Result<DeviceSplit> {
         let entries: Vec<&ShardEntry> = self.index.shards_of(split).collect();
-        let total: u64 = entries.iter().map(|e| e.samples).sum();
+        let total: u64 = entries
+            .iter()
+            .fold(0u64, |a, e| a.saturating_add(e.samples));
         let index_path = self.dir.join(ballast_format::cache_files::INDEX_FILE);
         if total == 0 {
             return Err(TrainError::file(
@@ -195,6 +197,22 @@ impl CacheInfo {
                     entries.len()
                 ),
             ));
+        }
+        // Capacity from the files as they are on disk, never from counts alone: a crafted
+        // index cannot make us reserve more than the shards really hold.
+        for e in &entries {
+            let path = CacheIndex::shard_path(&self.dir, e);
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if path.is_file() && len != e.bytes {
+                return Err(TrainError::file(
+                    &path,
+                    format!(
+                        "{len} bytes, index.json says {}: the shard changed after packing \
+                         (rerun packer)",
+                        e.bytes
+                    ),
+                ));
+            }
         }
         let s = self.index.size as usize;
         let mut images = Vec::with_capacity(total as usize * s * s);
@@ -244,7 +262,7 @@ impl CacheInfo {
                     "content digest {} differs from index.json's {}: the shard changed after \
                      packing (rerun packer)",
                     &got[..12],
-                    &e.digest[..e.digest.len().min(12)]
+                    e.digest.get(..12).unwrap_or(&e.digest)
                 ),
             ));
         }

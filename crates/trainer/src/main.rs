@@ -72,15 +72,20 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     ballast_cli::init_logging(&cli.common);
-    ballast_cli::run_main(|| match cli.command {
+    let classify: ballast_cli::Classifier = |e| {
+        use ballast_format::Classify;
+        e.downcast_ref::<ballast_trainer::TrainError>()
+            .map(Classify::kind)
+    };
+    ballast_cli::run_main_with(classify, || match cli.command {
         Some(Command::Runs { dir, json }) => {
             let rows = ballast_trainer::runs_table::collect(&dir)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                ballast_cli::println(&serde_json::to_string_pretty(&rows)?)?;
             } else if rows.is_empty() {
                 eprintln!("no runs (folders with config.json) in {}", dir.display());
             } else {
-                print!("{}", ballast_trainer::runs_table::render(&rows));
+                ballast_cli::print(&ballast_trainer::runs_table::render(&rows))?;
             }
             Ok(ExitCode::SUCCESS)
         }

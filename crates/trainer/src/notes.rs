@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::checkpoint::TrainState;
-use crate::run_files::{EpochMetrics, RunConfig};
+use crate::run_files::RunConfig;
 
 /// Shell-quotes one argument for the "how to reproduce" line.
 fn quote(a: &str) -> String {
@@ -17,20 +17,11 @@ fn quote(a: &str) -> String {
     }
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
 /// Renders notes.md. `failure` is the error that stopped the run, if any.
 pub fn render(
     name: &str,
     config: &RunConfig,
     state: &TrainState,
-    metrics: &[EpochMetrics],
     param_count: usize,
     failure: Option<&str>,
 ) -> String {
@@ -56,24 +47,6 @@ pub fn render(
         )
     };
     let _ = writeln!(o, "Status: {status}\n");
-
-    let _ = writeln!(o, "## Command\n");
-    for inv in &config.invocations {
-        let cmd: Vec<String> = inv.argv.iter().map(|a| quote(a)).collect();
-        let _ = writeln!(
-            o,
-            "- from epoch {}: `{}` ({} thread(s), {}, trainer {}{})",
-            inv.from_epoch,
-            cmd.join(" "),
-            inv.threads,
-            inv.device,
-            inv.trainer_version,
-            inv.git_revision
-                .as_deref()
-                .map(|r| format!(", git {}", &r[..r.len().min(12)]))
-                .unwrap_or_default()
-        );
-    }
 
     let _ = writeln!(o, "\n## Data\n");
     let _ = writeln!(
@@ -162,15 +135,6 @@ pub fn render(
             100.0 * last.val_acc
         );
     }
-    let secs: Vec<f64> = metrics.iter().filter_map(|m| m.seconds).collect();
-    let rates: Vec<f64> = metrics.iter().filter_map(|m| m.samples_per_s).collect();
-    if let (Some(t), Some(r)) = (median(secs.clone()), median(rates)) {
-        let _ = writeln!(
-            o,
-            "- time per epoch: median {t:.2} s ({r:.0} training samples/s); total {:.1} s",
-            secs.iter().sum::<f64>()
-        );
-    }
     if !state.history.is_empty() {
         let _ = writeln!(
             o,
@@ -199,7 +163,9 @@ pub fn render(
     );
     let _ = writeln!(
         o,
-        "- `config.json`, `metrics.jsonl` (one line per epoch), `curves.svg`"
+        "- `config.json`, `metrics.jsonl` (one line per epoch), `curves.svg`; `checkpoints.json` \
+         (BLAKE3 of both weight files); `log.jsonl` (each invocation and epoch timings: the only \
+         file that differs between equal runs)"
     );
 
     let _ = writeln!(o, "\n## Reproduce\n");
@@ -207,7 +173,7 @@ pub fn render(
         .iter()
         .map(|a| quote(a))
         .collect();
-    let threads = config.invocations.first().map(|i| i.threads).unwrap_or(1);
+    let threads = config.threads;
     let _ = writeln!(
         o,
         "`{} --threads {threads}` on the same cache (same index.json digest) trains this run again; \

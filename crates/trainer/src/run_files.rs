@@ -17,14 +17,19 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const LAST_FILE: &str = "last.safetensors";
 pub const CURVES_FILE: &str = "curves.svg";
 pub const NOTES_FILE: &str = "notes.md";
+/// The one file of a run that is not a pure function of its inputs: who ran it, when, how
+/// fast (one JSON line per invocation and per epoch, appended).
+pub const LOG_FILE: &str = "log.jsonl";
 /// Every file the trainer writes (and `--force` removes); nothing else in the folder is touched.
-pub const RUN_FILES: [&str; 6] = [
+pub const RUN_FILES: [&str; 8] = [
     CONFIG_FILE,
     METRICS_FILE,
     MODEL_FILE,
     LAST_FILE,
     CURVES_FILE,
     NOTES_FILE,
+    LOG_FILE,
+    ballast_format::checkpoint_record::CHECKPOINT_RECORD_FILE,
 ];
 
 /// The data a run was trained on.
@@ -52,20 +57,62 @@ pub struct DataRecord {
     pub tile_sizes: Vec<u32>,
 }
 
-/// Who ran it, how.
+/// One line of log.jsonl.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Invocation {
-    pub argv: Vec<String>,
-    pub threads: usize,
-    pub device: String,
-    pub trainer_version: String,
-    /// `git rev-parse HEAD` of the trainer's source tree, when available.
-    pub git_revision: Option<String>,
-    /// Epochs already done when this invocation started (0 for the first).
-    pub from_epoch: usize,
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum LogEvent {
+    /// A trainer invocation that trained (the first, then every resume).
+    Invocation {
+        argv: Vec<String>,
+        threads: usize,
+        device: String,
+        trainer_version: String,
+        /// `git rev-parse HEAD` of the trainer's source tree, when available.
+        git_revision: Option<String>,
+        /// Epochs already done when this invocation started (0 for the first).
+        from_epoch: usize,
+        /// RFC 3339, UTC.
+        started: String,
+    },
+    /// Timings of one epoch (1-based).
+    Epoch {
+        epoch: usize,
+        /// Wall time of the epoch (training and validation).
+        seconds: f64,
+        /// Training time only, and the training throughput.
+        train_seconds: f64,
+        samples_per_s: f64,
+        /// Image bytes copied host→device during the epoch: 0, the cache is already there.
+        h2d_image_bytes: u64,
+        /// Other host→device bytes (sample order, jitter factors, dropout masks).
+        h2d_other_bytes: u64,
+    },
 }
 
-/// config.json.
+/// Appends one line to log.jsonl (a single write, so lines never interleave).
+pub fn append_log(path: &Path, event: &LogEvent) -> Result<()> {
+    use std::io::Write;
+    let mut line = serde_json::to_vec(event).unwrap_or_default();
+    line.push(b'\n');
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(&line))
+        .map_err(|e| TrainError::io(path, e))
+}
+
+/// log.jsonl's lines; unreadable lines are skipped (it is a log, not a contract).
+pub fn read_log(path: &Path) -> Vec<LogEvent> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// config.json: what was trained, on what data. Deterministic: a resumed run's config equals
+/// an uninterrupted one's (invocations and timings are in log.jsonl).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     pub format: String,
@@ -73,8 +120,13 @@ pub struct RunConfig {
     pub identity: String,
     pub spec: TrainSpec,
     pub data: DataRecord,
-    /// The first invocation, then every resume.
-    pub invocations: Vec<Invocation>,
+    /// CPU threads of the first invocation: bitwise reproducibility holds per thread count.
+    #[serde(default = "one")]
+    pub threads: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl RunConfig {
@@ -109,7 +161,7 @@ pub fn identity(spec: &TrainSpec, index_digest: &str) -> String {
         .finish_hex()
 }
 
-/// One line of metrics.jsonl.
+/// One line of metrics.jsonl: an epoch's deterministic results (timings are in log.jsonl).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
@@ -118,16 +170,19 @@ pub struct EpochMetrics {
     pub val_loss: f64,
     pub val_acc: f64,
     pub lr: f64,
-    /// Wall time of the epoch (training and validation); null for epochs whose line was
-    /// rebuilt from the checkpoint after a kill.
-    pub seconds: Option<f64>,
-    /// Training time only, and the training throughput.
-    pub train_seconds: Option<f64>,
-    pub samples_per_s: Option<f64>,
-    /// Image bytes copied host→device during the epoch: 0, the cache is already there.
-    pub h2d_image_bytes: Option<u64>,
-    /// Other host→device bytes (sample order, jitter factors, dropout masks).
-    pub h2d_other_bytes: Option<u64>,
+}
+
+impl From<&crate::checkpoint::EpochScores> for EpochMetrics {
+    fn from(h: &crate::checkpoint::EpochScores) -> Self {
+        EpochMetrics {
+            epoch: h.epoch,
+            train_loss: h.train_loss,
+            train_acc: h.train_acc,
+            val_loss: h.val_loss,
+            val_acc: h.val_acc,
+            lr: h.lr,
+        }
+    }
 }
 
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {

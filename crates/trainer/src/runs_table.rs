@@ -110,7 +110,7 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             best_val_loss: best.map(|m| m.val_loss),
             best_epoch: best.map(|m| m.epoch),
             max_val_acc: metrics.iter().map(|m| m.val_acc).reduce(f64::max),
-            total_seconds: metrics.iter().filter_map(|m| m.seconds).sum(),
+            total_seconds: epoch_seconds(&folder),
             note,
         });
     }
@@ -191,4 +191,16 @@ pub fn render(rows: &[RunRow]) -> String {
         }
     }
     out
+}
+
+/// Training time of the epochs the run kept, from log.jsonl: the last timing of each epoch
+/// (an epoch redone after a kill counts once).
+fn epoch_seconds(run: &Path) -> f64 {
+    let mut by_epoch = std::collections::BTreeMap::new();
+    for e in crate::run_files::read_log(&run.join(crate::run_files::LOG_FILE)) {
+        if let crate::run_files::LogEvent::Epoch { epoch, seconds, .. } = e {
+            by_epoch.insert(epoch, seconds);
+        }
+    }
+    by_epoch.values().sum()
 }

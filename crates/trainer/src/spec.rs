@@ -240,6 +240,16 @@ impl OptimizerKind {
     }
 }
 
+/// Defaults of the settings that apply to one optimiser or schedule only: the command line's
+/// defaults, and the values [`TrainSpec::canonical`] gives them where they do not apply.
+pub const DEFAULT_MOMENTUM: f64 = 0.9;
+pub const DEFAULT_BETA1: f64 = 0.9;
+pub const DEFAULT_BETA2: f64 = 0.999;
+pub const DEFAULT_ADAM_EPS: f64 = 1e-8;
+pub const DEFAULT_STEP_SIZE: usize = 10;
+pub const DEFAULT_GAMMA: f64 = 0.1;
+pub const DEFAULT_MIN_LR: f64 = 0.0;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimSpec {
     pub kind: OptimizerKind,
@@ -367,6 +377,30 @@ pub struct TrainSpec {
     pub patience: Option<usize>,
     /// Brightness/contrast jitter strength applied on the device each epoch (None: off).
     pub augment: Option<f64>,
+}
+
+impl TrainSpec {
+    /// The spec with every setting that does not apply to the chosen optimiser or schedule at
+    /// its default, so that two command lines that train the same thing give the same spec
+    /// (and the same run identity), and the reproduce command in notes.md, which names only
+    /// the settings that apply, gives this spec back.
+    pub fn canonical(mut self) -> TrainSpec {
+        let o = &mut self.optimizer;
+        match o.kind {
+            OptimizerKind::Sgd => {
+                (o.beta1, o.beta2, o.eps) = (DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_ADAM_EPS);
+            }
+            OptimizerKind::Adamw => (o.momentum, o.nesterov) = (DEFAULT_MOMENTUM, false),
+        }
+        let sc = &mut self.schedule;
+        if sc.kind != ScheduleKind::Step {
+            (sc.step_size, sc.gamma) = (DEFAULT_STEP_SIZE, DEFAULT_GAMMA);
+        }
+        if sc.kind != ScheduleKind::Cosine {
+            sc.min_lr = DEFAULT_MIN_LR;
+        }
+        self
+    }
 }
 
 impl TrainSpec {

@@ -79,7 +79,6 @@ pub fn write(dir: &Path, spec: &SynthCache) -> Result<CacheIndex> {
     let classes: Vec<String> = (0..spec.classes).map(|c| format!("class{c}")).collect();
     let mut shards = Vec::new();
     let mut splits = SplitsStats::default();
-    let (mut sum, mut sq, mut px) = (0u64, 0u64, 0u64);
     for (split, per_class) in [
         (Split::Train, spec.train_per_class),
         (Split::Val, spec.val_per_class),
@@ -122,14 +121,12 @@ pub fn write(dir: &Path, spec: &SynthCache) -> Result<CacheIndex> {
             let file = shard_file::file_name(split, i, spec.shards);
             let (digest, bytes) =
                 shard_file::write(&dir.join(&file), &images, &labels, spec.size, &meta)?;
-            if split == Split::Train {
-                sum += s_sum;
-                sq += s_sq;
-                px += images.len() as u64;
-            }
             for (a, b) in per_split_class.iter_mut().zip(&per_class_counts) {
                 *a += b;
             }
+            let inputs = ballast_format::digest::of_bytes(
+                format!("synthetic-{}-{file}", spec.seed).as_bytes(),
+            );
             shards.push(ShardEntry {
                 file,
                 split,
@@ -138,7 +135,7 @@ pub fn write(dir: &Path, spec: &SynthCache) -> Result<CacheIndex> {
                 samples: labels.len() as u64,
                 bytes,
                 digest,
-                inputs: format!("synthetic-{}", spec.seed),
+                inputs,
                 per_class: per_class_counts,
                 pixel_sum: s_sum,
                 pixel_sq_sum: s_sq,
@@ -155,13 +152,8 @@ pub fn write(dir: &Path, spec: &SynthCache) -> Result<CacheIndex> {
             Split::Val => splits.val = stats,
         }
     }
-    let (mean, std) = if px > 0 {
-        let m = sum as f64 / px as f64;
-        let var = (sq as f64 / px as f64 - m * m).max(0.0);
-        (m / 255.0, var.sqrt() / 255.0)
-    } else {
-        (0.5, 0.25)
-    };
+    let (mean, std) =
+        ballast_format::cache_files::train_moments(&shards, spec.size).unwrap_or((0.5, 0.25));
     let index = CacheIndex {
         format: CACHE_FORMAT.into(),
         classes,

@@ -16,8 +16,8 @@ use crate::model::{Logits, Model, Normalizer, cross_entropy, dropout_masks};
 use crate::notes;
 use crate::optim::Optimizer;
 use crate::run_files::{
-    self, CONFIG_FILE, CURVES_FILE, DataRecord, EpochMetrics, Invocation, LAST_FILE, METRICS_FILE,
-    MODEL_FILE, NOTES_FILE, RUN_FORMAT, RunConfig, RunDir,
+    self, CONFIG_FILE, CURVES_FILE, DataRecord, EpochMetrics, LAST_FILE, LOG_FILE, LogEvent,
+    METRICS_FILE, MODEL_FILE, NOTES_FILE, RUN_FORMAT, RunConfig, RunDir,
 };
 use crate::spec::TrainSpec;
 use crate::tensor_file::HostTensor;
@@ -64,8 +64,50 @@ pub fn train(req: &TrainRequest) -> Result<Outcome> {
     if let Some(0) = args.stop_after {
         return Err(TrainError::config("--stop-after must be at least 1"));
     }
+    if let Some(0) = args.patience {
+        return Err(TrainError::config(
+            "--patience must be at least 1 (leave it out to train every epoch)",
+        ));
+    }
     let info = CacheInfo::open(cache_dir)?;
     let run = RunDir::new(run_dir);
+    let created = !run.dir.exists();
+    // One trainer per run folder: nothing below writes there without this lock (a second
+    // trainer, even with the same settings, would interleave its epochs with ours).
+    let lock = ballast_format::lock::acquire(
+        &run.dir,
+        &ballast_format::lock::LockRequest {
+            stage: "trainer",
+            generation: "run",
+            job: ballast_format::JobShard::WHOLE,
+        },
+    )?;
+    let result = train_locked(req, cache_dir, info, run.clone());
+    if result.is_err() && created {
+        // A run refused before it wrote anything leaves no folder behind (only the lock file
+        // would be in it).
+        drop(lock);
+        let only_lock = std::fs::read_dir(&run.dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .all(|e| e.file_name() == ballast_format::lock::LOCK_FILE)
+        });
+        if only_lock {
+            let _ = std::fs::remove_file(run.dir.join(ballast_format::lock::LOCK_FILE));
+            let _ = std::fs::remove_dir(&run.dir);
+        }
+    }
+    result
+}
+
+/// [`train`] once the run folder is locked.
+fn train_locked(
+    req: &TrainRequest,
+    cache_dir: &Path,
+    info: CacheInfo,
+    run: RunDir,
+) -> Result<Outcome> {
+    let args = &req.args;
     let plan = plan_run(req, &info, &run)?;
     let (spec, stored, ckpt, replace) = match plan {
         Plan::UpToDate(state) => {
@@ -97,19 +139,27 @@ pub fn train(req: &TrainRequest) -> Result<Outcome> {
 
     let identity = run_files::identity(&spec, &cache.info.index_digest);
     let from_epoch = ckpt.as_ref().map(|c| c.state.epochs_done).unwrap_or(0);
-    let invocation = Invocation {
+    let invocation = LogEvent::Invocation {
         argv: req.argv.clone(),
         threads: req.threads,
         device: crate::device::describe(&device),
         trainer_version: env!("CARGO_PKG_VERSION").into(),
         git_revision: run_files::git_revision(),
         from_epoch,
+        started: ballast_format::lock::rfc3339(std::time::SystemTime::now()),
     };
     let config = match stored {
         Some(mut c) if from_epoch > 0 => {
             c.spec = spec.clone();
             c.identity = identity.clone();
-            c.invocations.push(invocation);
+            if c.threads != req.threads {
+                tracing::warn!(
+                    "resuming with {} threads where the run started with {}: the result is \
+                     reproducible only with the thread count it was started with",
+                    req.threads,
+                    c.threads
+                );
+            }
             c
         }
         _ => RunConfig {
@@ -130,7 +180,7 @@ pub fn train(req: &TrainRequest) -> Result<Outcome> {
                 resize: cache.info.index.params.resize.clone(),
                 tile_sizes: cache.info.index.tile_sizes.clone(),
             },
-            invocations: vec![invocation],
+            threads: req.threads,
         },
     };
     // Only now, with the new config checked and the data loaded, is an old run replaced.
@@ -140,6 +190,7 @@ pub fn train(req: &TrainRequest) -> Result<Outcome> {
     std::fs::create_dir_all(&run.dir).map_err(|e| TrainError::io(&run.dir, e))?;
     run.remove_temps()?;
     config.write(&run.path(CONFIG_FILE))?;
+    run_files::append_log(&run.path(LOG_FILE), &invocation)?;
 
     let mut session = Session::start(req, run, config, cache, norm, device, ckpt)?;
     session.run_epochs()
@@ -306,13 +357,13 @@ fn refresh_derived(run: &RunDir, config: &RunConfig, ckpt: &Checkpoint) -> Resul
             write_best_model(&model_path, config, best, &ckpt.best_weights)?;
         }
     }
-    let metrics = reconcile_metrics(&run.path(METRICS_FILE), &ckpt.state)?;
+    let metrics = metrics_of(&ckpt.state);
     let needs = |f: &str| !run.path(f).is_file();
     if needs(METRICS_FILE) || needs(CURVES_FILE) || needs(NOTES_FILE) {
         run_files::write_metrics(&run.path(METRICS_FILE), &metrics)?;
         curves::write(&run.path(CURVES_FILE), &ckpt.state.history, &run.name())?;
         let params = config.spec.model.param_count()?;
-        let text = notes::render(&run.name(), config, &ckpt.state, &metrics, params, None);
+        let text = notes::render(&run.name(), config, &ckpt.state, params, None);
         ballast_format::atomic::write_bytes(
             &run.path(NOTES_FILE),
             text.as_bytes(),
@@ -322,33 +373,10 @@ fn refresh_derived(run: &RunDir, config: &RunConfig, ckpt: &Checkpoint) -> Resul
     Ok(())
 }
 
-/// metrics.jsonl lines for the checkpoint's epochs: the file's own lines where they agree with
-/// the checkpoint, lines rebuilt from the checkpoint (without timings) where they are missing.
-fn reconcile_metrics(path: &Path, state: &TrainState) -> Result<Vec<EpochMetrics>> {
-    let existing = run_files::read_metrics(path).unwrap_or_default();
-    Ok(state
-        .history
-        .iter()
-        .map(|h| {
-            existing
-                .iter()
-                .find(|m| m.epoch == h.epoch && m.val_loss == h.val_loss)
-                .cloned()
-                .unwrap_or(EpochMetrics {
-                    epoch: h.epoch,
-                    train_loss: h.train_loss,
-                    train_acc: h.train_acc,
-                    val_loss: h.val_loss,
-                    val_acc: h.val_acc,
-                    lr: h.lr,
-                    seconds: None,
-                    train_seconds: None,
-                    samples_per_s: None,
-                    h2d_image_bytes: None,
-                    h2d_other_bytes: None,
-                })
-        })
-        .collect())
+/// metrics.jsonl's lines: the checkpoint's history, so they are the same however the run was
+/// interrupted.
+fn metrics_of(state: &TrainState) -> Vec<EpochMetrics> {
+    state.history.iter().map(EpochMetrics::from).collect()
 }
 
 fn write_best_model(
@@ -448,7 +476,7 @@ impl<'a> Session<'a> {
                         }
                     }
                 }
-                let metrics = reconcile_metrics(&run.path(METRICS_FILE), &c.state)?;
+                let metrics = metrics_of(&c.state);
                 info!(
                     "resuming {} after epoch {} of {}",
                     run.dir.display(),
@@ -629,19 +657,7 @@ impl<'a> Session<'a> {
         {
             self.state.stopped_early = true;
         }
-        self.metrics.push(EpochMetrics {
-            epoch: epoch + 1,
-            train_loss: scores.train_loss,
-            train_acc: scores.train_acc,
-            val_loss,
-            val_acc,
-            lr,
-            seconds: Some(seconds),
-            train_seconds: Some(train_seconds),
-            samples_per_s: Some(n / train_seconds.max(1e-9)),
-            h2d_image_bytes: Some(transfers.image_bytes() - img0),
-            h2d_other_bytes: Some(transfers.other_bytes() - other0),
-        });
+        self.metrics.push(EpochMetrics::from(&scores));
         // The checkpoint first: it is the truth the other files are rebuilt from.
         Checkpoint {
             state: self.state.clone(),
@@ -652,6 +668,17 @@ impl<'a> Session<'a> {
         .write(&self.run.path(LAST_FILE))?;
         // Then model.safetensors (rewritten when the best epoch changed), metrics, curves, notes.
         self.write_derived(None)?;
+        run_files::append_log(
+            &self.run.path(LOG_FILE),
+            &LogEvent::Epoch {
+                epoch: epoch + 1,
+                seconds,
+                train_seconds,
+                samples_per_s: n / train_seconds.max(1e-9),
+                h2d_image_bytes: transfers.image_bytes() - img0,
+                h2d_other_bytes: transfers.other_bytes() - other0,
+            },
+        )?;
         info!(
             "epoch {}/{}: train loss {:.4} acc {:.2} % | val loss {:.4} acc {:.2} %{} | lr {:.3e} | {:.2} s ({:.0} samples/s)",
             epoch + 1,
@@ -699,7 +726,6 @@ impl<'a> Session<'a> {
             &self.run.name(),
             &self.config,
             &self.state,
-            &self.metrics,
             self.model.param_count(),
             failure,
         );

@@ -85,9 +85,10 @@ fn shard_with_wrong_size_is_named() {
     )
     .unwrap();
     reindex(Path::new(&cache), file);
+    // The index now lists a file too small for its 16×16 samples: refused before any read.
     fails(
         &args(&cache, &run),
-        &[file, "holds 8x8 samples, index.json says 16x16"],
+        &["index.json", file, "128 samples of 16x16 cannot fit"],
     );
 }
 
@@ -97,7 +98,8 @@ fn shard_with_wrong_dtype_is_named() {
     let (cache, run) = setup(t.path());
     let file = "train-00000-of-00002.safetensors";
     // Images stored as F32 instead of U8: a hand-written, otherwise valid safetensors file.
-    let (n, sz) = (2usize, 16usize);
+    // As many samples as the index lists, so the index itself is consistent.
+    let (n, sz) = (128usize, 16usize);
     let m = serde_json::to_string(&meta(Split::Train, n, sz as u32, 4)).unwrap();
     let img_len = n * sz * sz * 4;
     let header = serde_json::json!({
@@ -165,16 +167,16 @@ fn zero_batch_and_bad_flags() {
     let (cache, run) = setup(t.path());
     let mut a = args(&cache, &run);
     a.extend(["--batch", "0"]);
-    fails(&a, &["--batch must be at least 1"]);
+    usage_fails(&a, &["--batch must be at least 1"]);
     let mut a = args(&cache, &run);
     a.push("--lr=-1");
-    fails(&a, &["--lr -1 must be a positive number"]);
+    usage_fails(&a, &["--lr -1 must be a positive number"]);
     let mut a = args(&cache, &run);
     a.extend(["--dropout", "1"]);
-    fails(&a, &["--dropout 1 is outside [0, 1)"]);
+    usage_fails(&a, &["--dropout 1 is outside [0, 1)"]);
     let mut a = args(&cache, &run);
     a.extend(["--patience", "0"]);
-    fails(&a, &["--patience must be at least 1"]);
+    usage_fails(&a, &["--patience must be at least 1"]);
     assert!(!Path::new(&run).exists());
     // clap's own usage errors exit 2.
     let o = run_args(&["--cache", &cache]);
@@ -200,6 +202,9 @@ fn corrupt_checkpoint_on_resume_is_named() {
     std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
     let mut r = small_args(&cache, &run, 3);
     r.push("--resume".into());
+    // Refused first by its digest, then (recorded as if the trainer wrote it) by its content.
+    fails(&refs(&r), &["last.safetensors", "damaged", "--force"]);
+    rerecord(&last);
     fails(
         &refs(&r),
         &[
@@ -215,6 +220,9 @@ fn corrupt_checkpoint_on_resume_is_named() {
     o.extend(["--seed", "5", "--stop-after", "1"].map(String::from));
     ok(&refs(&o));
     std::fs::copy(other.join("last.safetensors"), &last).unwrap();
+    fails(&refs(&r), &["last.safetensors", "damaged or replaced"]);
+    // Even recorded as this run's, its training state names another run.
+    rerecord(&last);
     fails(
         &refs(&r),
         &["last.safetensors", "different run configuration"],

@@ -209,6 +209,7 @@ fn trained_run_loading_errors_are_named() {
     assert!(probs.iter().all(|p| (p - 1.0).abs() < 1e-5));
 
     std::fs::write(&model, &good[..good.len() - 7]).unwrap();
+    common::rerecord(&model);
     let e = TrainedRun::load(&run, &Device::Cpu)
         .err()
         .unwrap()
@@ -232,6 +233,7 @@ fn trained_run_loading_errors_are_named() {
     let mut f = ballast_trainer::tensor_file::decode(&model, &good).unwrap();
     f.tensors.remove("fc2.bias");
     ballast_trainer::tensor_file::write(&model, &f.tensors, &f.metadata).unwrap();
+    common::rerecord(&model);
     let e = TrainedRun::load(&run, &Device::Cpu)
         .err()
         .unwrap()
@@ -240,6 +242,7 @@ fn trained_run_loading_errors_are_named() {
     let mut f = ballast_trainer::tensor_file::decode(&model, &good).unwrap();
     f.tensors.get_mut("conv1.weight").unwrap().shape = vec![4, 1, 25, 1];
     ballast_trainer::tensor_file::write(&model, &f.tensors, &f.metadata).unwrap();
+    common::rerecord(&model);
     let e = TrainedRun::load(&run, &Device::Cpu)
         .err()
         .unwrap()

@@ -66,29 +66,22 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
         );
         assert_ne!(read(&a.join(f)), read(&c.join(f)), "{f} ignores the seed");
     }
-    let strip = |m: Vec<serde_json::Value>| {
-        m.into_iter()
-            .map(|mut r| {
-                for k in ["seconds", "train_seconds", "samples_per_s"] {
-                    r.as_object_mut().unwrap().remove(k);
-                }
-                r
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(strip(metrics(&a)), strip(metrics(&b)));
+    // Every file but the timing log is the same (run folders are named alike here: a/b).
+    assert_eq!(metrics(&a), metrics(&b));
+    assert_eq!(run_tree(&a).len(), run_tree(&b).len());
 }
 
 #[test]
 fn resumed_run_equals_uninterrupted_run_bit_for_bit() {
     let t = tempfile::tempdir().unwrap();
     let cache = small_cache(t.path());
-    let whole = t.path().join("whole");
+    // Runs named alike (notes.md and curves.svg carry the folder's name).
+    let whole = t.path().join("whole/run");
     let mut args = small_args(&cache, &whole, 4);
     args.extend(["--dropout", "0.1", "--augment"].map(String::from));
     ok(&refs(&args));
 
-    let parts = t.path().join("parts");
+    let parts = t.path().join("parts/run");
     let pargs: Vec<String> = args
         .iter()
         .map(|a| {
@@ -104,7 +97,7 @@ fn resumed_run_equals_uninterrupted_run_bit_for_bit() {
     ok(&refs(&first));
     assert_eq!(checkpoint_state(&parts)["epochs_done"], 2);
     // Without --resume an unfinished run is refused, not silently redone.
-    let e = fails(&refs(&pargs), &["unfinished run", "--resume"]);
+    let e = usage_fails(&refs(&pargs), &["unfinished run", "--resume"]);
     assert!(e.contains("2 of 4"), "{e}");
 
     // Simulate a kill right after the epoch-2 checkpoint: the derived files lag behind and a
@@ -135,15 +128,13 @@ fn resumed_run_equals_uninterrupted_run_bit_for_bit() {
     }
     let pm = metrics(&parts);
     assert_eq!(pm.len(), 4);
-    // The epoch-2 line was rebuilt from the checkpoint (no timings), with the same scores.
-    let wm = metrics(&whole);
-    assert!(pm[1]["seconds"].is_null());
-    assert_eq!(pm[1]["val_loss"], wm[1]["val_loss"]);
+    // Every file of the resumed run equals the uninterrupted run's, but the timing log, which
+    // records both invocations.
     assert!(!parts.join(".last.safetensors.tmp-x-1-0").exists());
-    let config: serde_json::Value =
-        serde_json::from_slice(&read(&parts.join("config.json"))).unwrap();
-    assert_eq!(config["invocations"].as_array().unwrap().len(), 2);
-    assert_eq!(config["invocations"][1]["from_epoch"], 2);
+    assert_same_run(&whole, &parts);
+    let inv = log_events(&parts, "invocation");
+    assert_eq!(inv.len(), 2);
+    assert_eq!(inv[1]["from_epoch"], 2);
 
     // Resuming a complete run does nothing.
     let before = std::fs::metadata(parts.join("last.safetensors"))
@@ -229,7 +220,7 @@ fn up_to_date_different_config_and_force() {
 
     let mut other = args.clone();
     other.extend(["--lr", "0.02"].map(String::from));
-    fails(
+    usage_fails(
         &refs(&other),
         &[
             "holds a different run",
@@ -240,16 +231,16 @@ fn up_to_date_different_config_and_force() {
     // --resume may not change settings either, and says which.
     let mut resume = other.clone();
     resume.push("--resume".into());
-    fails(&refs(&resume), &["optimizer.lr"]);
+    usage_fails(&refs(&resume), &["optimizer.lr"]);
     // A cosine run cannot be extended; the error says why.
     let mut longer = args.clone();
     longer.extend(["--epochs", "3", "--resume"].map(String::from));
-    fails(&refs(&longer), &["epochs: 1 vs 3", "cosine"]);
+    usage_fails(&refs(&longer), &["epochs: 1 vs 3", "cosine"]);
 
     // --force with a config that cannot run leaves the old run alone.
     let mut broken = other.clone();
     broken.extend(["--force", "--batch", "0"].map(String::from));
-    fails(&refs(&broken), &["--batch must be at least 1"]);
+    usage_fails(&refs(&broken), &["--batch must be at least 1"]);
     assert_eq!(read(&run.join("last.safetensors")), bytes);
 
     other.push("--force".into());
@@ -277,7 +268,7 @@ fn restart_if_changed_replaces_only_a_different_run() {
     let c: serde_json::Value = serde_json::from_slice(&read(&run.join("config.json"))).unwrap();
     assert_eq!(c["spec"]["optimizer"]["lr"], 0.02);
     assert_eq!(
-        c["invocations"].as_array().unwrap().len(),
+        log_events(&run, "invocation").len(),
         1,
         "old run's history kept"
     );
@@ -375,7 +366,9 @@ fn images_cross_to_the_device_once() {
     a.push("--augment".into());
     a.extend(["--dropout", "0.5"].map(String::from));
     ok(&refs(&a));
-    for m in metrics(&run) {
+    let epochs = log_events(&run, "epoch");
+    assert_eq!(epochs.len(), 3);
+    for m in epochs {
         assert_eq!(m["h2d_image_bytes"], 0, "{m}");
         assert!(m["h2d_other_bytes"].as_u64().unwrap() > 0);
     }
@@ -392,7 +385,7 @@ fn impossible_configs_are_rejected_before_training() {
         ballast_trainer::synthetic::SynthCache::default(), // 32x32
     );
     let run = t.path().join("valid");
-    fails(
+    usage_fails(
         &[
             "--cache",
             &s(&cache),
@@ -407,15 +400,15 @@ fn impossible_configs_are_rejected_before_training() {
         !run.exists(),
         "a rejected config must not create a run folder"
     );
-    fails(
+    usage_fails(
         &["--cache", &s(&cache), "--run", &s(&run), "--batch", "0"],
         &["--batch must be at least 1"],
     );
-    fails(
+    usage_fails(
         &["--cache", &s(&cache), "--run", &s(&run), "--kernel", "4"],
         &["odd kernel"],
     );
-    fails(
+    usage_fails(
         &[
             "--cache",
             &s(&cache),

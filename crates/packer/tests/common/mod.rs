@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use ballast_format::Split;
@@ -157,30 +157,16 @@ pub fn packer(args: &[&str]) -> Output {
 }
 
 pub fn packer_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = ballast_testkit::clean(BIN);
     cmd.args(args);
-    for k in [
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_COUNT",
-        "SLURM_ARRAY_TASK_MIN",
-        "RUST_LOG",
-        "RAYON_NUM_THREADS",
-    ] {
-        cmd.env_remove(k);
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run packer")
+    ballast_testkit::run(&mut cmd)
 }
 
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+#[allow(unused_imports)]
+pub use ballast_testkit::{stderr, stdout};
 
 /// Runs `packer --tiles T --out O ARGS...` and asserts success.
 pub fn pack_ok(tiles: &Path, out: &Path, args: &[&str]) -> Output {
@@ -207,36 +193,13 @@ pub fn pack_args<'a>(tiles: &'a Path, out: &'a Path, args: &[&'a str]) -> Vec<&'
     all
 }
 
-/// Every file under `dir` (relative path → bytes), hidden ones included.
+/// Every file under `dir` (relative path → bytes), hidden ones included, lock files not.
 pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                m.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    m
+    ballast_testkit::tree(dir)
 }
 
-pub fn mtimes(dir: &Path) -> BTreeMap<String, SystemTime> {
-    snapshot(dir)
-        .keys()
-        .map(|k| {
-            (
-                k.clone(),
-                std::fs::metadata(dir.join(k)).unwrap().modified().unwrap(),
-            )
-        })
-        .collect()
-}
+#[allow(unused_imports)]
+pub use ballast_testkit::mtimes;
 
 /// Sets every shard file's mtime to a fixed past instant, so a rewrite is unmistakable.
 pub fn age_shards(dir: &Path) -> SystemTime {

@@ -8,23 +8,16 @@ use ballast_format::cache_files::CacheIndex;
 use ballast_trainer::synthetic::{self, SynthCache};
 
 pub fn trainer() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
-    c.env_remove("RUST_LOG");
-    c
+    ballast_testkit::clean(env!("CARGO_BIN_EXE_trainer"))
 }
 
 /// Runs the trainer with `args`; returns its output.
 pub fn run(args: &[&str]) -> Output {
-    trainer().args(args).output().expect("trainer starts")
+    ballast_testkit::run(trainer().args(args))
 }
 
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+#[allow(unused_imports)]
+pub use ballast_testkit::{stderr, stdout};
 
 /// Runs and asserts success.
 pub fn ok(args: &[&str]) -> Output {
@@ -141,4 +134,71 @@ pub fn reindex(cache: &Path, file: &str) {
 pub fn checkpoint_state(run: &Path) -> serde_json::Value {
     let f = ballast_trainer::tensor_file::read(&run.join("last.safetensors")).unwrap();
     serde_json::from_str(&f.metadata["ballast.checkpoint"]).unwrap()
+}
+
+/// log.jsonl's lines (invocations and epoch timings).
+pub fn log_events(run: &Path, event: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == event)
+        .collect()
+}
+
+/// Every file of a run folder but log.jsonl (the one file that records when and how fast).
+pub fn run_tree(run: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut t = ballast_testkit::tree(run);
+    t.remove("log.jsonl");
+    t
+}
+
+/// Asserts two run folders are equal in every file but log.jsonl, naming the first difference.
+pub fn assert_same_run(a: &Path, b: &Path) {
+    let (ta, tb) = (run_tree(a), run_tree(b));
+    assert_eq!(
+        ta.keys().collect::<Vec<_>>(),
+        tb.keys().collect::<Vec<_>>(),
+        "different files"
+    );
+    for (k, v) in &ta {
+        assert!(
+            v == &tb[k],
+            "{k} differs:\n{}\n---\n{}",
+            String::from_utf8_lossy(v)
+                .chars()
+                .take(3000)
+                .collect::<String>(),
+            String::from_utf8_lossy(&tb[k])
+                .chars()
+                .take(3000)
+                .collect::<String>()
+        );
+    }
+}
+
+/// Records `path`'s current bytes in its run's checkpoints.json, as if the trainer had written
+/// them: a deliberately malformed weight file then gets past the digest check to the check
+/// under test.
+pub fn rerecord(path: &Path) {
+    let digest = ballast_format::digest::of_file(path).unwrap();
+    let name = path.file_name().unwrap().to_str().unwrap();
+    ballast_format::checkpoint_record::CheckpointRecord::settle(
+        path.parent().unwrap(),
+        name,
+        &digest,
+    )
+    .unwrap();
+}
+
+/// Runs and asserts exit status 2 (a usage error) with every one of `needles` in stderr.
+pub fn usage_fails(args: &[&str], needles: &[&str]) -> String {
+    let o = run(args);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "trainer {args:?}: {e}");
+    for n in needles {
+        assert!(e.contains(n), "expected {n:?} in: {e}");
+    }
+    assert!(!e.contains("panicked"), "{e}");
+    e
 }
