@@ -66,6 +66,13 @@ pub struct ParamShape {
     pub fan_in: usize,
 }
 
+/// Largest input side and layer width a spec may name, and the most parameters a model may
+/// have (8 GiB of f32 weights): bounds far beyond this network's use, so a config read from
+/// disk can neither overflow a size nor ask for an allocation that aborts.
+pub const MAX_SIDE: usize = 4096;
+pub const MAX_WIDTH: usize = 1 << 16;
+pub const MAX_PARAMS: usize = 1 << 31;
+
 impl ModelSpec {
     /// Checks the architecture and computes the map sizes. Fails before training, naming the
     /// layer whose map would become too small.
@@ -97,6 +104,25 @@ impl ModelSpec {
         }
         if self.size == 0 || self.in_channels == 0 {
             return bad("input size and channels must be positive".into());
+        }
+        // Bounds far beyond this network's use, so that no size below can overflow (a config
+        // read from disk may hold anything).
+        let too_big = |what: &str, v: usize, max: usize| -> Result<()> {
+            if v > max {
+                return Err(TrainError::config(format!(
+                    "{what} {v} is larger than {max}"
+                )));
+            }
+            Ok(())
+        };
+        too_big("input size", self.size, MAX_SIDE)?;
+        too_big("input channels", self.in_channels, 16)?;
+        too_big("--kernel", self.kernel, 63)?;
+        too_big("classes", self.classes, 1 << 20)?;
+        too_big("conv layers", self.conv.len(), 32)?;
+        too_big("fc layers", self.fc.len(), 32)?;
+        for &w in self.conv.iter().chain(&self.fc) {
+            too_big("a layer width", w, MAX_WIDTH)?;
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("--dropout {} is outside [0, 1)", self.dropout));
@@ -184,6 +210,18 @@ impl ModelSpec {
                 fan_in: fin,
             });
             fin = fout;
+        }
+        let total = out.iter().try_fold(0usize, |acc, p| {
+            p.shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .and_then(|n| acc.checked_add(n))
+        });
+        if total.is_none_or(|n| n > MAX_PARAMS) {
+            return Err(TrainError::config(format!(
+                "model {} has more than {MAX_PARAMS} parameters",
+                self.summary()
+            )));
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
