@@ -5,12 +5,13 @@
 #   make -f scripts/pipeline.mk ... clean                          # remove WORK
 #
 # Each stage's target is a stamp under $(WORK)/.stamps, touched when the stage succeeds; its
-# prerequisites are the previous stage's stamp, the input files and a parameters file that is
-# rewritten only when the stage's parameters change. So a second `make` does nothing, touching a
-# photo reruns the tiler (which re-tiles only that photo, if its content changed) and then the
-# later stages (each of which finds itself up to date unless its input really changed), and
-# changing e.g. SIZE reruns the packer and everything after it. The stages' own up-to-date
-# checks make a rerun cheap even when make decides to call them.
+# prerequisites are the previous stage's stamp, a listing of its input files and a parameters
+# file, each rewritten only when it changes. The listing holds every photo's path, size and
+# mtime, so a photo added (even with an old mtime: cp -p, rsync -a, unzip), deleted, moved to
+# another class folder or rewritten reruns the tiler, and the later stages after it (each finds
+# itself up to date unless its input really changed). A second `make` does nothing; changing
+# e.g. SIZE reruns the packer and everything after it. The stages' own up-to-date checks make
+# a rerun cheap even when make decides to call them.
 
 PHOTOS    ?= photos
 WORK      ?= work
@@ -52,14 +53,12 @@ TILER_ARGS  := --size $(TILE_SIZE) $(TILE_MODE) --val-fraction $(VAL_FRACTION) -
 PACKER_ARGS := --size $(SIZE) --jitter $(JITTER) --copies $(COPIES) --seed $(SEED) $(THREADS_ARG)
 TRAIN_ARGS  := --epochs $(EPOCHS) --batch $(BATCH) --lr $(LR) --momentum $(MOMENTUM) --optimizer $(OPTIMIZER) --device $(DEVICE) --seed $(SEED) $(THREADS_ARG) $(TRAIN_EXTRA)
 
-PHOTO_FILES := $(shell find $(PHOTOS) -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' -o -iname '*.tif' -o -iname '*.tiff' \) 2>/dev/null | sort)
-FIELD_FILES := $(if $(FIELD),$(shell find $(FIELD) -type f 2>/dev/null | sort),)
 TILER_JOB_STAMPS := $(foreach i,$(shell seq 0 $$(($(TILER_JOBS)-1))),$(STAMPS)/tiler-$(i)-of-$(TILER_JOBS))
 
 .PHONY: all tiles cache train eval score clean FORCE
 .DELETE_ON_ERROR:
 # The parameter files are made by a pattern rule; keep make from deleting them as intermediates.
-.SECONDARY: $(PARAMS)/tiler $(PARAMS)/packer $(PARAMS)/train
+.SECONDARY: $(PARAMS)/tiler $(PARAMS)/packer $(PARAMS)/train $(PARAMS)/photos $(PARAMS)/field
 
 all: eval
 tiles: $(STAMPS)/tiles
@@ -74,12 +73,24 @@ $(PARAMS)/%: FORCE
 	@printf '%s\n' '$(ARGS_$*)' > $@.tmp
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 ARGS_tiler  = $(TILER_ARGS) $(PHOTOS)
+
+# What is in an input folder: every file's path, size and mtime (ns). Make compares mtimes of
+# prerequisites only, which misses deleted, moved and old-mtime files; this listing does not.
+LIST_FILES = find $(1) -type f -printf '%P\t%s\t%T@\n' 2>/dev/null | LC_ALL=C sort
+$(PARAMS)/photos: FORCE
+	@mkdir -p $(@D)
+	@$(call LIST_FILES,$(PHOTOS)) > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+$(PARAMS)/field: FORCE
+	@mkdir -p $(@D)
+	@$(if $(FIELD),$(call LIST_FILES,$(FIELD)),true) > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 ARGS_packer = $(PACKER_ARGS)
 ARGS_train  = $(TRAIN_ARGS)
 
 # The tiler may run as TILER_JOBS independent jobs (make -j runs them side by side); the job that
 # finishes last writes tiles/manifest.jsonl and tiles/tiler.json.
-$(STAMPS)/tiler-%-of-$(TILER_JOBS): $(PHOTO_FILES) $(PARAMS)/tiler
+$(STAMPS)/tiler-%-of-$(TILER_JOBS): $(PARAMS)/photos $(PARAMS)/tiler
 	@mkdir -p $(@D)
 	$(BIN)/tiler --input $(PHOTOS) --out $(TILES) $(TILER_ARGS) --shard $*/$(TILER_JOBS)
 	@touch $@
@@ -100,7 +111,7 @@ $(STAMPS)/eval: $(STAMPS)/train
 	$(BIN)/scorer eval --run $(RUN) --cache $(CACHE) --out $(EVAL)
 	@touch $@
 
-$(WORK)/field-scores.csv: $(STAMPS)/train $(FIELD_FILES)
+$(WORK)/field-scores.csv: $(STAMPS)/train $(PARAMS)/field
 	@test -n "$(FIELD)" || { echo "set FIELD=DIR (photos to score)" >&2; exit 2; }
 	$(BIN)/scorer photos --run $(RUN) $(if $(CLASS_MAP),--class-map $(CLASS_MAP),) --out $@ $(FIELD)
 

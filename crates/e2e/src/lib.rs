@@ -52,95 +52,18 @@ pub fn bin_dir() -> &'static Path {
     })
 }
 
-/// A stage binary (`synth`, `tiler`, `packer`, `trainer`, `scorer`).
+/// A stage binary (`synth`, `tiler`, `packer`, `trainer`, `scorer`), with a clean environment.
 pub fn stage(name: &str) -> Command {
-    let mut c = Command::new(bin_dir().join(name));
-    c.env_remove("SLURM_ARRAY_TASK_ID")
-        .env_remove("SLURM_ARRAY_TASK_COUNT")
-        .env_remove("SLURM_ARRAY_TASK_MIN")
-        .env_remove("RUST_LOG");
-    c
+    ballast_testkit::clean(bin_dir().join(name))
 }
 
-/// Runs a command and returns its output, panicking with stderr if it failed.
-pub fn ok(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+/// The shared helpers: `ok` (run, assert success), file trees and their comparison (lock files
+/// excluded), mtimes, JSON.
+pub use ballast_testkit::{assert_same_tree, mtimes, ok, read_json as json};
 
-/// Every regular file under `dir` (relative, `/`-separated) with its BLAKE3 digest.
+/// Every file under `dir` with the BLAKE3 of its bytes (lock files excluded).
 pub fn tree(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-            .map(|e| e.expect("dir entry"))
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let p = e.path();
-            if e.file_type().expect("file type").is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p
-                    .strip_prefix(base)
-                    .expect("inside")
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                let bytes =
-                    std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-                out.insert(rel, blake3::hash(&bytes).to_hex().to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-/// Asserts two folders hold the same files with the same bytes, listing every difference.
-pub fn assert_same_tree(a: &Path, b: &Path) {
-    let (ta, tb) = (tree(a), tree(b));
-    let mut diffs = Vec::new();
-    for (k, v) in &ta {
-        match tb.get(k) {
-            None => diffs.push(format!("only in {}: {k}", a.display())),
-            Some(w) if w != v => diffs.push(format!("differs: {k}")),
-            _ => {}
-        }
-    }
-    for k in tb.keys().filter(|k| !ta.contains_key(*k)) {
-        diffs.push(format!("only in {}: {k}", b.display()));
-    }
-    assert!(diffs.is_empty(), "trees differ:\n{}", diffs.join("\n"));
-    assert!(!ta.is_empty(), "{} is empty", a.display());
-}
-
-/// Modification times of every file under `dir`.
-pub fn mtimes(dir: &Path) -> BTreeMap<String, std::time::SystemTime> {
-    tree(dir)
-        .into_keys()
-        .map(|k| {
-            let t = std::fs::metadata(dir.join(&k))
-                .and_then(|m| m.modified())
-                .expect("mtime");
-            (k, t)
-        })
-        .collect()
-}
-
-/// Reads a JSON file.
-pub fn json(path: &Path) -> serde_json::Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+    ballast_testkit::trees::digests(dir)
 }
 
 /// Renders a small synth photo set: `classes` × `per_class` photos of `w`×`h`.

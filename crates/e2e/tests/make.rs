@@ -130,3 +130,93 @@ fn parallel_tiler_jobs_under_make_j_equal_one_job() {
     ok(&mut make(&photos, &two, &["-j2", "tiles", "TILER_JOBS=2"]));
     assert_same_tree(&one.join("tiles"), &two.join("tiles"));
 }
+
+/// Manifest rows' (photo, class) pairs.
+fn manifest_photos(work: &Path) -> std::collections::BTreeSet<(String, String)> {
+    std::fs::read_to_string(work.join("tiles/manifest.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["photo"].as_str().unwrap().to_string(),
+                v["class"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn deleted_moved_and_old_mtime_photos_rerun_the_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    // The set of the test above (seed 7): each class keeps photos on both sides of the split
+    // through the deletion and the move below (the split is by content, so it cannot move).
+    synth_photos(&photos, 2, 6, 256, 192, 7);
+    let extra = tmp.path().join("extra");
+    synth_photos(&extra, 2, 1, 256, 192, 10);
+    let work = tmp.path().join("work");
+    stdout(&mut make(&photos, &work, &["cache"]));
+    let index = work.join("cache/index.json");
+    let settled = |what: &str| {
+        let again = stdout(&mut make(&photos, &work, &["cache"]));
+        assert!(
+            stages_run(&again).is_empty(),
+            "make after {what} ran a stage again:\n{again}"
+        );
+    };
+
+    // Deleted: the photo leaves the manifest and the cache is rebuilt.
+    let gone = first_photo(&photos);
+    let gone_rel = gone
+        .strip_prefix(&photos)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let before = std::fs::read(&index).unwrap();
+    std::fs::remove_file(&gone).unwrap();
+    let out = stdout(&mut make(&photos, &work, &["cache"]));
+    assert_eq!(stages_run(&out), ["tiler", "packer"], "{out}");
+    assert!(!manifest_photos(&work).iter().any(|(p, _)| *p == gone_rel));
+    assert_ne!(
+        std::fs::read(&index).unwrap(),
+        before,
+        "cache kept the deleted photo"
+    );
+    settled("a deletion");
+
+    // Moved to the other class folder, mtime kept (mv): its class changes.
+    let moved = first_photo(&photos);
+    let name = moved.file_name().unwrap().to_owned();
+    let mut classes: Vec<_> = std::fs::read_dir(&photos)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    classes.sort();
+    std::fs::rename(&moved, photos.join(&classes[1]).join(&name)).unwrap();
+    let out = stdout(&mut make(&photos, &work, &["cache"]));
+    assert_eq!(stages_run(&out), ["tiler", "packer"], "{out}");
+    let rel = format!("{}/{}", classes[1], name.to_string_lossy());
+    assert!(
+        manifest_photos(&work).contains(&(rel.clone(), classes[1].clone())),
+        "moved photo {rel} not re-labelled"
+    );
+    settled("a move");
+
+    // Added with an mtime years old (cp -p, rsync -a, unzip): tiled anyway.
+    let newcomer = first_photo(&extra);
+    let ext = newcomer.extension().unwrap().to_string_lossy().into_owned();
+    let dest = photos.join(&classes[0]).join(format!("from-archive.{ext}"));
+    std::fs::copy(&newcomer, &dest).unwrap();
+    ballast_testkit::shift_mtime(&dest, -10 * 365 * 24 * 3600);
+    let out = stdout(&mut make(&photos, &work, &["cache"]));
+    assert_eq!(stages_run(&out), ["tiler", "packer"], "{out}");
+    let rel = format!("{}/from-archive.{ext}", classes[0]);
+    assert!(
+        manifest_photos(&work).iter().any(|(p, _)| *p == rel),
+        "{rel} not tiled"
+    );
+    settled("an old-mtime copy");
+}
