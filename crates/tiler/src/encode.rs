@@ -12,9 +12,10 @@ pub enum PngCompression {
     /// about 1.7× faster than Paeth when the packer decodes the tiles.
     #[default]
     Fast,
-    /// No compression (stored deflate blocks, no row filter): tiles ~15–20 % larger than
-    /// `fast`, but writing them and decoding them later costs almost nothing — for data sets
-    /// re-packed often, when disk is cheaper than CPU.
+    /// No compression (stored deflate blocks, no row filter): tiles 0–15 % larger than `fast`
+    /// (measured: +14 % on 4896×3264 synth photos, +0 % on 1224×816 ones, where fdeflate's
+    /// blocks end up stored anyway), but writing them and decoding them later costs almost
+    /// nothing — for data sets re-packed often, when disk is cheaper than CPU.
     None,
     /// zlib level 6 (as PIL's default) with adaptive row filters.
     Default,
