@@ -29,6 +29,9 @@ pub struct TrainedRun {
     pub meta: ModelMeta,
     pub model: Model,
     pub normalizer: Normalizer,
+    /// BLAKE3 of model.safetensors as it was read (and checked against checkpoints.json): what
+    /// reports record, with no second read that could race a trainer writing the file.
+    pub model_digest: String,
 }
 
 impl TrainedRun {
@@ -45,7 +48,11 @@ impl TrainedRun {
         }
         let config = RunConfig::read(&cfg_path)?;
         let model_path = dir.join(MODEL_FILE);
-        let (weights, meta) = checkpoint::read_model(&model_path)?;
+        let checkpoint::ModelFile {
+            weights,
+            meta,
+            digest: model_digest,
+        } = checkpoint::read_model_file(&model_path)?;
         if meta.model != config.spec.model {
             return Err(TrainError::file(
                 &model_path,
@@ -68,6 +75,7 @@ impl TrainedRun {
             meta,
             model,
             normalizer,
+            model_digest,
         })
     }
 

@@ -283,3 +283,84 @@ fn usage_errors_exit_2_and_a_closed_pipe_exits_0() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
+
+/// The command in notes.md's "Reproduce" section, as arguments (without the program name).
+fn reproduce_command(run: &Path) -> Vec<String> {
+    let notes = std::fs::read_to_string(run.join("notes.md")).unwrap();
+    let at = notes.find("## Reproduce").expect("a Reproduce section");
+    let line = notes[at..].lines().find(|l| l.starts_with('`')).unwrap();
+    let cmd = line.trim_start_matches('`').split('`').next().unwrap();
+    // Quoting in notes.md is shell quoting of plain paths and numbers here.
+    cmd.split_whitespace()
+        .skip(1)
+        .map(|a| a.trim_matches('\'').to_string())
+        .collect()
+}
+
+#[test]
+fn the_reproduce_command_in_notes_retrains_the_same_run() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = small_cache(t.path());
+    // Settings that apply only to some choices, given where they do not apply (momentum and
+    // --nesterov with AdamW, --gamma with cosine), and ones that do (min-lr, betas).
+    let recipes: [&[&str]; 2] = [
+        &[
+            "--optimizer",
+            "adamw",
+            "--momentum",
+            "0.5",
+            "--gamma",
+            "0.3",
+            "--beta1",
+            "0.8",
+            "--min-lr",
+            "0.0001",
+        ],
+        &[
+            "--optimizer",
+            "sgd",
+            "--momentum",
+            "0.8",
+            "--nesterov",
+            "--schedule",
+            "step",
+            "--step-size",
+            "1",
+            "--gamma",
+            "0.5",
+            "--beta2",
+            "0.9",
+        ],
+    ];
+    for (i, extra) in recipes.iter().enumerate() {
+        let run = t.path().join(format!("r{i}/run"));
+        let mut a = small_args(&cache, &run, 2);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        ok(&refs(&a));
+        let first = run_tree(&run);
+        // Into the same folder: up to date, not "holds a different run".
+        let cmd: Vec<String> = reproduce_command(&run)
+            .into_iter()
+            .map(|a| if a == "NEW_RUN_DIR" { s(&run) } else { a })
+            .collect();
+        let o = ok(&refs(&cmd));
+        assert!(
+            stderr(&o).contains("up to date") || stderr(&o).is_empty(),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(
+            run_tree(&run),
+            first,
+            "the reproduce command changed the run"
+        );
+        // Into a new folder: the same run, byte for byte.
+        let again = t.path().join(format!("again{i}/run"));
+        let cmd: Vec<String> = reproduce_command(&run)
+            .into_iter()
+            .map(|a| if a == "NEW_RUN_DIR" { s(&again) } else { a })
+            .collect();
+        ok(&refs(&cmd));
+        assert_same_run(&run, &again);
+    }
+}
