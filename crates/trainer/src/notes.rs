@@ -25,11 +25,22 @@ pub fn render(
     param_count: usize,
     failure: Option<&str>,
 ) -> String {
-    let s = &config.spec;
-    let d = &config.data;
     let mut o = String::new();
     let _ = writeln!(o, "# Training run `{name}`\n");
-    let status = if let Some(f) = failure {
+    let _ = writeln!(o, "Status: {}\n", status(config, state, failure));
+    data(&mut o, config);
+    model(&mut o, config, param_count);
+    optimisation(&mut o, config);
+    result(&mut o, state);
+    files(&mut o, config);
+    reproduce(&mut o, config);
+    o
+}
+
+/// The run's state in one line.
+fn status(config: &RunConfig, state: &TrainState, failure: Option<&str>) -> String {
+    let s = &config.spec;
+    if let Some(f) = failure {
         format!("**FAILED** after {} epoch(s): {f}", state.epochs_done)
     } else if state.stopped_early {
         format!(
@@ -45,15 +56,18 @@ pub fn render(
             "in progress or interrupted: {} of {} epochs done (continue with `--resume`)",
             state.epochs_done, s.epochs
         )
-    };
-    let _ = writeln!(o, "Status: {status}\n");
+    }
+}
 
+fn data(o: &mut String, config: &RunConfig) {
+    let s = &config.spec;
+    let d = &config.data;
     let _ = writeln!(o, "\n## Data\n");
     let _ = writeln!(
         o,
         "- cache `{}` (index.json BLAKE3 `{}`)",
         d.cache,
-        &d.index_digest[..d.index_digest.len().min(16)]
+        d.index_digest.get(..16).unwrap_or(&d.index_digest)
     );
     let _ = writeln!(o, "- {} classes: {}", d.classes.len(), d.classes.join(", "));
     let _ = writeln!(
@@ -72,14 +86,20 @@ pub fn render(
             "- augmentation: brightness/contrast jitter ±{j} per sample, new every epoch"
         );
     }
+}
 
+fn model(o: &mut String, config: &RunConfig, param_count: usize) {
+    let s = &config.spec;
     let _ = writeln!(o, "\n## Model\n");
     let _ = writeln!(o, "- {}", s.model.summary());
     let _ = writeln!(
         o,
         "- {param_count} parameters; ends in logits, loss is cross-entropy on logits"
     );
+}
 
+fn optimisation(o: &mut String, config: &RunConfig) {
+    let s = &config.spec;
     let _ = writeln!(o, "\n## Optimisation\n");
     let opt = &s.optimizer;
     let opt_desc = match opt.kind {
@@ -108,7 +128,9 @@ pub fn render(
             .map(|p| format!(", early stopping patience {p}"))
             .unwrap_or_default()
     );
+}
 
+fn result(o: &mut String, state: &TrainState) {
     let _ = writeln!(o, "\n## Result\n");
     match &state.best {
         Some(b) => {
@@ -149,7 +171,10 @@ pub fn render(
             );
         }
     }
+}
 
+fn files(o: &mut String, config: &RunConfig) {
+    let s = &config.spec;
     let _ = writeln!(o, "\n## Files\n");
     let _ = writeln!(
         o,
@@ -167,7 +192,11 @@ pub fn render(
          (BLAKE3 of both weight files); `log.jsonl` (each invocation and epoch timings: the only \
          file that differs between equal runs)"
     );
+}
 
+fn reproduce(o: &mut String, config: &RunConfig) {
+    let s = &config.spec;
+    let d = &config.data;
     let _ = writeln!(o, "\n## Reproduce\n");
     let cmd: Vec<String> = crate::args::command_line(s, &d.cache, "NEW_RUN_DIR")
         .iter()
@@ -181,5 +210,4 @@ pub fn render(
          for byte identical.",
         cmd.join(" ")
     );
-    o
 }

@@ -117,7 +117,7 @@ impl ModelSpec {
         };
         too_big("input size", self.size, MAX_SIDE)?;
         too_big("input channels", self.in_channels, 16)?;
-        too_big("--kernel", self.kernel, 63)?;
+        too_big("--kernel", self.kernel, MAX_SIDE)?;
         too_big("classes", self.classes, 1 << 20)?;
         too_big("conv layers", self.conv.len(), 32)?;
         too_big("fc layers", self.fc.len(), 32)?;

@@ -341,7 +341,8 @@ fn plan_run(req: &TrainRequest, info: &CacheInfo, run: &RunDir) -> Result<Plan> 
 }
 
 fn short(d: &str) -> &str {
-    &d[..d.len().min(12)]
+    // Digests read from files may hold anything: never slice inside a character.
+    d.get(..12).unwrap_or(d)
 }
 
 /// Rewrites the files that derive from the checkpoint when missing or stale (after a kill
