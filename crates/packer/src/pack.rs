@@ -198,11 +198,52 @@ pub fn pack(o: &PackOptions) -> Result<PackReport, PackError> {
         seconds: 0.0,
     };
 
-    // Gather the entries of every shard, from this job, the other jobs' parts, or (when it was
-    // built from this very manifest and these parameters) the existing index.
-    let same_gen_old = old.as_ref().filter(|c| c.same_generation(&plan));
+    let gathered = gather(o, &plan, old.as_ref(), mine, bad, &owned)?;
+    let complete = gathered.complete;
+    if let Some(missing) = gathered.waiting {
+        report.finish = Finish::Waiting(missing);
+    }
+    let all = gathered.all;
+
+    if let Some((entries, bad_all)) = all {
+        let (index, summary) = finish::assemble(&plan, &entries, &bad_all, o.max_bad)?;
+        let wrote = finish::commit(&o.out, &index, &summary)?;
+        report.stale_removed = finish::remove_stale(&o.out, &index, complete)?;
+        Parts::new(&o.out, STAGE).clear()?;
+        report.finish = if wrote {
+            Finish::Written
+        } else {
+            Finish::Unchanged
+        };
+        report.bad_tiles = summary.bad_tiles.len();
+    }
+    report.seconds = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The entries (and bad tiles) of every shard of the build, once they are all known.
+struct Gathered {
+    all: Option<(Vec<ShardEntry>, Vec<BadTile>)>,
+    /// Every job of the build has finished writing (so stray temporaries are dead).
+    complete: bool,
+    /// Jobs not reported yet, when this job cannot finish the build.
+    waiting: Option<Vec<usize>>,
+}
+
+/// Gathers the entries of every shard: from this job, from the other jobs' parts, or (when it
+/// was built from this very manifest and these parameters) from the existing index.
+fn gather(
+    o: &PackOptions,
+    plan: &Plan,
+    old: Option<&OldCache>,
+    mine: Vec<ShardEntry>,
+    bad: Vec<BadTile>,
+    owned: &[usize],
+) -> Result<Gathered, PackError> {
+    let same_gen_old = old.filter(|c| c.same_generation(plan));
     // Whether every job of this build has finished writing (so stray temps are dead).
     let mut complete = o.job.is_whole();
+    let mut waiting = None;
     let all: Option<(Vec<ShardEntry>, Vec<BadTile>)> = if o.job.is_whole() {
         Some((mine, bad))
     } else {
@@ -259,7 +300,7 @@ pub fn pack(o: &PackOptions) -> Result<PackReport, PackError> {
                         Some((e, b))
                     }
                     None => {
-                        report.finish = Finish::Waiting(missing);
+                        waiting = Some(missing);
                         None
                     }
                 },
@@ -267,20 +308,11 @@ pub fn pack(o: &PackOptions) -> Result<PackReport, PackError> {
         }
     };
 
-    if let Some((entries, bad_all)) = all {
-        let (index, summary) = finish::assemble(&plan, &entries, &bad_all, o.max_bad)?;
-        let wrote = finish::commit(&o.out, &index, &summary)?;
-        report.stale_removed = finish::remove_stale(&o.out, &index, complete)?;
-        Parts::new(&o.out, STAGE).clear()?;
-        report.finish = if wrote {
-            Finish::Written
-        } else {
-            Finish::Unchanged
-        };
-        report.bad_tiles = summary.bad_tiles.len();
-    }
-    report.seconds = t0.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(Gathered {
+        all,
+        complete,
+        waiting,
+    })
 }
 
 /// The temp-name tag `ballast_cli::resolve_shard` gives this job's files.
