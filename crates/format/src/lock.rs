@@ -40,6 +40,8 @@ pub const LOCK_ENV: &str = "BALLAST_LOCK";
 const MUTEX: u64 = 0;
 const BUILD: u64 = 1;
 const FIRST_JOB: u64 = 2;
+/// The finishing section's byte, beyond any job slot.
+const FINISH: u64 = 1 << 40;
 /// How long a job waits for another job's decision (microseconds in practice).
 const MUTEX_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -93,6 +95,36 @@ pub struct OutputLock {
 impl OutputLock {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Waits for, then holds, the build's *finishing section*: the jobs of a sharded build take
+    /// turns recording their part and collecting the parts, so exactly one of them (the last
+    /// to record) finds the set complete and commits the stage's summary files; two jobs never
+    /// commit at once.
+    pub fn finishing(&self) -> Result<FinishingSection<'_>> {
+        let Some(file) = &self._file else {
+            return Ok(FinishingSection { file: None });
+        };
+        loop {
+            if range_lock(file, FINISH, Mode::Exclusive).map_err(|e| lock_error(&self.path, e))? {
+                return Ok(FinishingSection { file: Some(file) });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Held while a job finishes; dropping it lets the next job in.
+#[derive(Debug)]
+pub struct FinishingSection<'a> {
+    file: Option<&'a File>,
+}
+
+impl Drop for FinishingSection<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.file {
+            let _ = range_unlock(f, FINISH);
+        }
     }
 }
 

@@ -118,7 +118,7 @@ pub fn pack(o: &PackOptions) -> Result<PackReport, PackError> {
 
     // One writer: nothing below writes or deletes in OUT without this lock. Jobs of one
     // sharded build (same manifest, parameters and job count) share it.
-    let _lock = lock::acquire(
+    let lock = lock::acquire(
         &o.out,
         &LockRequest {
             stage: STAGE,
@@ -198,6 +198,9 @@ pub fn pack(o: &PackOptions) -> Result<PackReport, PackError> {
         seconds: 0.0,
     };
 
+    // The jobs of a build take turns from recording their part to committing the index, so
+    // exactly one (the last) commits.
+    let _turn = lock.finishing()?;
     let gathered = gather(o, &plan, old.as_ref(), mine, bad, &owned)?;
     let complete = gathered.complete;
     if let Some(missing) = gathered.waiting {

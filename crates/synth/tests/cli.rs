@@ -343,10 +343,10 @@ fn bad_arguments_fail_cleanly() {
     fails(&["--out", o, "--quality", "101"], 2, "--quality");
     fails(&["--out", o, "--format", "gif"], 2, "--format");
     fails(&["--width", "100"], 2, "--out");
-    // Too many pixels for one photo: refused before any work.
+    // Too many pixels for one photo: a usage error, refused before any work.
     fails(
         &["--out", o, "--width", "20000", "--height", "20000"],
-        1,
+        2,
         "pixels",
     );
     assert!(!out.exists());

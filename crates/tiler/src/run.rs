@@ -144,7 +144,7 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
     let out = cfg.out.as_path();
     let generation = generation(&listing, &params);
     // One writer: nothing below writes or deletes in OUT without this lock.
-    let _lock = lock::acquire(
+    let lock = lock::acquire(
         out,
         &LockRequest {
             stage: STAGE,
@@ -276,13 +276,29 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
         });
     }
 
+    finish_job(cfg, &lock, &listing, &params, &generation, outcomes, stats)
+}
+
+/// Records this job's part and, if it is the last of its build, commits the output. The jobs
+/// of a build take turns here (the lock's finishing section), so exactly one commits.
+fn finish_job(
+    cfg: &Config,
+    lock: &lock::OutputLock,
+    listing: &Listing,
+    params: &TilerParams,
+    generation: &str,
+    outcomes: Vec<PhotoOutcome>,
+    stats: JobStats,
+) -> Result<RunOutcome, TilerError> {
+    let out = cfg.out.as_path();
     atomic::sync_filesystem(out)?;
+    let _turn = lock.finishing()?;
     let parts = Parts::new(out, STAGE);
-    parts.write(cfg.shard, &generation, &PartBody { outcomes })?;
-    match parts.collect::<PartBody>(cfg.shard.count, &generation)? {
+    parts.write(cfg.shard, generation, &PartBody { outcomes })?;
+    match parts.collect::<PartBody>(cfg.shard.count, generation)? {
         Collected::Complete(bodies) => {
             let all: Vec<PhotoOutcome> = bodies.into_iter().flat_map(|b| b.outcomes).collect();
-            let summary = commit::commit(out, &listing, &params, all, cfg.max_bad)?;
+            let summary = commit::commit(out, listing, params, all, cfg.max_bad)?;
             warn_duplicates(&summary);
             for c in &summary.classes {
                 if c.val_photos == 0 && c.train_photos > 0 && cfg.val_fraction > 0.0 {
