@@ -230,6 +230,9 @@ pub fn photos(o: &PhotosOptions) -> Result<PhotosReport> {
                     "--watch DIR scores the photos that appear in DIR: give no other photos",
                 ));
             }
+            // Before the lock is visible to anyone: a SIGTERM from then on stops the loop
+            // cleanly instead of killing the process.
+            watch::install_signal_handlers();
             let _locks = session.lock_outputs(o)?;
             watch::watch(&session, o, w)
         }

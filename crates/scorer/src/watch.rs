@@ -60,8 +60,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Routes SIGINT and SIGTERM to a flag the loop checks, so it stops between photos with the
-/// output complete.
-fn install_signal_handlers() {
+/// output complete. Idempotent.
+pub fn install_signal_handlers() {
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
