@@ -369,13 +369,9 @@ fn batch(session: &Session, o: &PhotosOptions) -> Result<PhotosReport> {
         let bytes = render(session, o, &rows)?;
         match &o.out {
             Some(p) => atomic::write_bytes(p, &bytes, Durability::Fsync)?,
-            None => {
-                use std::io::Write;
-                let mut out = std::io::stdout().lock();
-                out.write_all(&bytes)
-                    .and_then(|_| out.flush())
-                    .map_err(|e| ScoreError::io("stdout", e))?;
-            }
+            // Rendered from Strings, so UTF-8.
+            None => ballast_cli::print(&String::from_utf8_lossy(&bytes))
+                .map_err(|e| ScoreError::io("stdout", e))?,
         }
     }
     if let (Some(p), Some(_)) = (&o.per_tile, per_tile_format) {
