@@ -101,18 +101,27 @@ impl ClassMap {
 
 /// Parses a class map file (format by extension).
 pub fn read(path: &Path) -> Result<ParsedMap, ClassMapError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ClassMapError::Read {
-        path: path.to_path_buf(),
-        source,
+    // The tiler's reader: a FIFO or device named as the map is refused, not opened and waited on.
+    let bytes = ballast_tiler::photo::read(path).map_err(|e| match e {
+        ballast_tiler::photo::PhotoError::Read(source) => ClassMapError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => invalid(path, other.to_string()),
     })?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| invalid(path, format!("not UTF-8 text ({e})")))?;
+    // Spreadsheet programs start UTF-8 CSV files with a byte-order mark; it is not part of the
+    // first column's name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let is_csv = path
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        parse_csv(path, &text)
+        parse_csv(path, text)
     } else {
-        parse_toml(path, &text)
+        parse_toml(path, text)
     }
 }
 
@@ -259,18 +268,19 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
         line,
         message,
     };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let (hline, header) = lines.next().ok_or_else(|| {
-        invalid(
-            path,
-            "empty file: expected a header `class,compaction,unit`",
-        )
-    })?;
-    let header = csv_text::parse_line(header).map_err(|m| line_err(hline, m))?;
+    // Records, not lines: a quoted class name or label may hold a line break.
+    let mut records = csv_text::Records::new(text, true);
+    let (hline, header) = match records.next() {
+        None => {
+            return Err(invalid(
+                path,
+                "empty file: expected a header `class,compaction,unit`",
+            ));
+        }
+        Some(r) => r
+            .map(|r| (r.line, r.fields))
+            .map_err(|e| line_err(e.line, e.message))?,
+    };
     let mut col = BTreeMap::new();
     for (i, h) in header.iter().enumerate() {
         let h = h.trim().to_ascii_lowercase();
@@ -295,8 +305,9 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
         }
     }
     let mut entries = Vec::new();
-    for (n, line) in lines {
-        let fields = csv_text::parse_line(line).map_err(|m| line_err(n, m))?;
+    for record in records {
+        let record = record.map_err(|e| line_err(e.line, e.message))?;
+        let (n, fields) = (record.line, record.fields);
         if fields.len() != header.len() {
             return Err(line_err(
                 n,

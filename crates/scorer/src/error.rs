@@ -1,5 +1,9 @@
 use std::path::PathBuf;
 
+use ballast_format::{Classify, ErrorKind};
+
+use crate::class_map::ClassMapError;
+
 /// Everything that stops an evaluation or a scoring run. Each variant names what it concerns
 /// (a bad photo in a batch is not an error: it is reported as a row, see [`crate::photos`]).
 #[derive(Debug, thiserror::Error)]
@@ -10,9 +14,9 @@ pub enum ScoreError {
     #[error(transparent)]
     Format(#[from] ballast_format::FormatError),
     /// A file that exists but cannot be used.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -21,6 +25,15 @@ pub enum ScoreError {
     /// A choice that cannot work (flags, or a run and cache that do not belong together).
     #[error("{0}")]
     Usage(String),
+    /// The photos given cannot be scored (none could, or more than `--max-bad` could not).
+    #[error("{0}")]
+    Photos(String),
+    #[error(transparent)]
+    ClassMap(#[from] ClassMapError),
+    /// The model produced NaN or infinite logits or probabilities: its weights overflow on
+    /// these inputs. Named by the model file, since that is what has to change.
+    #[error("{}: {message}", path.display())]
+    NonFinite { path: PathBuf, message: String },
     #[error("preprocessing failed: {0}")]
     Preprocess(#[from] ballast_packer::preprocess::PreprocessError),
     #[error("tensor computation failed: {0}")]
@@ -47,4 +60,39 @@ impl ScoreError {
     }
 }
 
+impl Classify for ScoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ScoreError::Train(e) => e.kind(),
+            ScoreError::Format(e) => e.kind(),
+            ScoreError::Preprocess(e) => e.kind(),
+            ScoreError::File { .. } | ScoreError::Photos(_) => ErrorKind::Data,
+            ScoreError::ClassMap(ClassMapError::Read { .. }) => ErrorKind::Io,
+            ScoreError::ClassMap(_) => ErrorKind::Data,
+            ScoreError::Io { .. } => ErrorKind::Io,
+            ScoreError::Usage(_) => ErrorKind::Usage,
+            ScoreError::NonFinite { .. } | ScoreError::Candle(_) => ErrorKind::Compute,
+        }
+    }
+}
+
 pub type Result<T, E = ScoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        assert_eq!(ScoreError::usage("x").kind().exit_code(), 2);
+        assert_eq!(ScoreError::file("a", "b").kind(), ErrorKind::Data);
+        assert_eq!(ScoreError::Photos("p".into()).kind().exit_code(), 1);
+        let t = ballast_trainer::TrainError::config("bad flag");
+        assert_eq!(ScoreError::from(t).kind(), ErrorKind::Usage);
+        let f = ballast_format::FormatError::Busy {
+            path: "o".into(),
+            message: "held".into(),
+        };
+        assert_eq!(ScoreError::from(f).kind(), ErrorKind::Busy);
+    }
+}

@@ -4,24 +4,31 @@
 //! - `report.json`: accuracy, loss, per-class precision/recall/F1/support, macro and weighted
 //!   averages, the confusion matrix with class names, per-photo accuracy (tile probabilities
 //!   averaged per photo) with every photo's row, every misclassified tile and photo with its
-//!   provenance, and what was evaluated (run identity, model digest, cache index digest).
-//!   Deterministic: no timings, no thread counts.
+//!   provenance, and what was evaluated (run name and identity, model digest, cache index
+//!   digest). Deterministic: no timings, no thread counts, and no file system paths, so the
+//!   same run and cache give the same bytes wherever they lie and however they are named on
+//!   the command line.
 //! - `confusion.svg` (tiles) and `confusion-photos.svg` (photos): counts in the cells, colour
 //!   by row-normalised value.
 //! - `predictions.csv`: one row per val sample with its provenance and class probabilities.
 //!
-//! A cache whose classes, sample size or preprocessing differ from the run's data is refused;
+//! The output folder is locked for the whole command ([`ballast_format::lock`], stage
+//! `scorer-eval`): a second evaluation into it is refused at once, naming the holder.
+//!
+//! A cache whose classes, sample size or preprocessing differ from the run's data is refused
+//! (a usage error);
 //! a different cache with the same shape (a rebuilt one, with new photos) is evaluated with a
 //! warning and `same_cache_as_training: false`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ballast_format::Split;
 use ballast_format::atomic::{self, Durability};
+use ballast_format::digest::KeyHasher;
+use ballast_format::lock::{self, LockRequest, OutputLock};
+use ballast_format::{JobShard, Split};
 use ballast_trainer::classifier::TrainedRun;
 use ballast_trainer::data::{CacheInfo, Transfers};
-use ballast_trainer::run_files::MODEL_FILE;
 use candle_core::Device;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -33,8 +40,11 @@ use crate::csv_text;
 use crate::error::{Result, ScoreError};
 use crate::inference;
 use crate::metrics::{Confusion, Metrics};
+use crate::run_model::{self, LoadedRun};
 
 pub const EVAL_FORMAT: &str = "ballast-eval/1";
+/// The lock holder's stage name.
+pub const LOCK_STAGE: &str = "scorer-eval";
 pub const EVAL_DIR: &str = "eval";
 pub const REPORT_FILE: &str = "report.json";
 pub const CONFUSION_FILE: &str = "confusion.svg";
@@ -59,6 +69,14 @@ pub struct EvalOptions {
     pub quiet: bool,
 }
 
+/// How `scorer eval` ended, with the output folder's lock: hold it while reporting, so that
+/// nobody replaces the files being reported on.
+#[derive(Debug)]
+pub struct Evaluation {
+    pub outcome: EvalOutcome,
+    pub lock: OutputLock,
+}
+
 /// How `scorer eval` ended.
 #[derive(Clone, Debug)]
 pub enum EvalOutcome {
@@ -73,10 +91,10 @@ pub enum EvalOutcome {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSection {
-    /// As given on the command line.
-    pub dir: String,
+    /// The run folder's name (its last path component), as the trainer's `runs` table shows it.
+    pub name: String,
     pub identity: String,
-    /// BLAKE3 of model.safetensors.
+    /// BLAKE3 of model.safetensors: of the bytes the evaluated weights were decoded from.
     pub model_digest: String,
     /// The epoch the weights come from (the best by val loss), and what the trainer logged.
     pub checkpoint_epoch: usize,
@@ -86,8 +104,6 @@ pub struct RunSection {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CacheSection {
-    /// As given on the command line.
-    pub dir: String,
     pub index_digest: String,
     /// The index digest the run was trained on.
     pub training_index_digest: String,
@@ -185,19 +201,38 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
+/// The digest of what an evaluation depends on: the model bytes, the cache index and the
+/// batch size (and the report format). Equal generations write equal files.
+pub fn generation(model_digest: &str, index_digest: &str, batch: usize) -> String {
+    KeyHasher::new(LOCK_STAGE)
+        .str(EVAL_FORMAT)
+        .str(model_digest)
+        .str(index_digest)
+        .u64(batch as u64)
+        .finish_hex()
+}
+
 /// Runs `scorer eval`.
-pub fn eval(o: &EvalOptions) -> Result<EvalOutcome> {
-    let run = TrainedRun::load(&o.run, &o.device)?;
+pub fn eval(o: &EvalOptions) -> Result<Evaluation> {
+    let LoadedRun { run, model_digest } = run_model::load(&o.run, &o.device)?;
     compat::check_run(&run)?;
     let cache = CacheInfo::open(&o.cache)?;
     compat::check_cache(&run, &cache.index, &o.cache.display().to_string())?;
     let out = o.out.clone().unwrap_or_else(|| o.run.join(EVAL_DIR));
-    let model_digest = ballast_format::digest::of_file(&o.run.join(MODEL_FILE))?;
     let batch = o.batch.unwrap_or(run.config.spec.eval_batch);
     if batch == 0 {
         return Err(ScoreError::usage("--batch must be at least 1"));
     }
     let same_cache = cache.index_digest == run.config.data.index_digest;
+    // Before the folder is read (up to date?) or written.
+    let lock = lock::acquire(
+        &out,
+        &LockRequest {
+            stage: LOCK_STAGE,
+            generation: &generation(&model_digest, &cache.index_digest, batch),
+            job: JobShard::WHOLE,
+        },
+    )?;
 
     if !o.force
         && let Some(summary) = up_to_date(
@@ -208,7 +243,10 @@ pub fn eval(o: &EvalOptions) -> Result<EvalOutcome> {
             batch,
         )
     {
-        return Ok(EvalOutcome::UpToDate { out, summary });
+        return Ok(Evaluation {
+            outcome: EvalOutcome::UpToDate { out, summary },
+            lock,
+        });
     }
     let mut warnings = Vec::new();
     if !same_cache {
@@ -266,16 +304,19 @@ pub fn eval(o: &EvalOptions) -> Result<EvalOutcome> {
         );
     }
     write_outputs(&out, &report, &labels, &val.sources, &scores)?;
-    let summary = summary_text(&report);
-    Ok(EvalOutcome::Written {
-        out,
-        report: Box::new(report),
-        summary,
+    let summary = summary_text(&report, &o.run, &o.cache);
+    Ok(Evaluation {
+        outcome: EvalOutcome::Written {
+            out,
+            report: Box::new(report),
+            summary,
+        },
+        lock,
     })
 }
 
 fn short(d: &str) -> &str {
-    &d[..d.len().min(12)]
+    d.get(..12).unwrap_or(d)
 }
 
 /// The summary of an existing report when it describes this model, cache and batch size and
@@ -417,7 +458,7 @@ fn build_report(r: ReportInputs<'_>) -> Report {
     Report {
         format: EVAL_FORMAT,
         run: RunSection {
-            dir: r.o.run.display().to_string(),
+            name: run_name(&r.o.run),
             identity: r.run.config.identity.clone(),
             model_digest: r.model_digest,
             checkpoint_epoch: meta.epoch,
@@ -425,7 +466,6 @@ fn build_report(r: ReportInputs<'_>) -> Report {
             logged_val_loss: meta.val_loss,
         },
         cache: CacheSection {
-            dir: r.o.cache.display().to_string(),
             index_digest: r.cache.index_digest.clone(),
             training_index_digest: r.run.config.data.index_digest.clone(),
             same_cache_as_training: same_cache,
@@ -540,12 +580,36 @@ fn write_outputs(
     Ok(())
 }
 
-/// The human summary printed on stdout.
-pub fn summary_text(r: &Report) -> String {
+/// The run folder's name: its last component once `.` and `..` are resolved lexically
+/// (`runs/demo/` and `runs/demo/.` are both `demo`), else the folder as given.
+fn run_name(dir: &Path) -> String {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::Normal(n) => parts.push(n),
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    parts
+        .last()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The human summary printed on stdout (the folders as given on the command line).
+pub fn summary_text(r: &Report, run: &Path, cache: &Path) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "run {} (epoch {}) on {} val: {} tiles from {} photos\n",
-        r.run.dir, r.run.checkpoint_epoch, r.cache.dir, r.counts.samples, r.counts.photos
+        run.display(),
+        r.run.checkpoint_epoch,
+        cache.display(),
+        r.counts.samples,
+        r.counts.photos
     ));
     s.push_str(&format!(
         "accuracy {:.4} ({}/{})   macro F1 {:.4}   per-photo accuracy {:.4} ({}/{})   loss {:.4}\n",

@@ -6,6 +6,7 @@
 //! logits exactly as the trainer counts val accuracy, so equal inputs give equal counts.
 
 use ballast_trainer::classifier::TrainedRun;
+use ballast_trainer::run_files::MODEL_FILE;
 use candle_core::Tensor;
 
 use crate::aggregate::TileScores;
@@ -35,13 +36,38 @@ pub fn score(
         let len = batch.min(n - start);
         let x = images.narrow(0, start, len)?;
         let logits = run.logits(&x)?;
-        out.logits
-            .extend(logits.tensor().flatten_all()?.to_vec1::<f32>()?);
-        out.probs
-            .extend(logits.probabilities()?.flatten_all()?.to_vec1::<f32>()?);
+        let l = logits.tensor().flatten_all()?.to_vec1::<f32>()?;
+        let p = logits.probabilities()?.flatten_all()?.to_vec1::<f32>()?;
+        check_finite(run, "logits", &l, start, classes)?;
+        check_finite(run, "probabilities", &p, start, classes)?;
+        out.logits.extend(l);
+        out.probs.extend(p);
         out.preds.extend(logits.predictions()?.to_vec1::<u32>()?);
         progress(len);
         start += len;
     }
     Ok(out)
+}
+
+/// Finite weights can still overflow (inf logits, then NaN probabilities): such a result must
+/// stop the run, never become a row of NaN.
+fn check_finite(
+    run: &TrainedRun,
+    what: &str,
+    values: &[f32],
+    first_sample: usize,
+    classes: usize,
+) -> Result<()> {
+    let Some(i) = values.iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    Err(ScoreError::NonFinite {
+        path: run.dir.join(MODEL_FILE),
+        message: format!(
+            "the model's {what} are not finite ({} for sample {} of this input): its weights \
+             overflow; retrain with a lower learning rate or restore the file",
+            values[i],
+            first_sample + i / classes.max(1)
+        ),
+    })
 }

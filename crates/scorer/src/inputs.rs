@@ -75,7 +75,9 @@ pub fn photo_files(dir: &Path) -> Vec<Result<(String, PathBuf), ListError>> {
     for entry in walker {
         match entry {
             Ok(e) => {
-                if e.file_type().is_file() && has_photo_extension(&e.file_name().to_string_lossy())
+                // Not only regular files: a FIFO or device named like a photo gets a row saying
+                // what it is (the reader refuses it without opening it), instead of vanishing.
+                if !e.file_type().is_dir() && has_photo_extension(&e.file_name().to_string_lossy())
                 {
                     found.push(Ok((relative_name(dir, e.path()), e.into_path())));
                 }

@@ -9,10 +9,13 @@
 //!   ([`ballast_trainer::classifier::TrainedRun`]): one implementation, no train/serve skew
 //!   ([`photo_scorer`], [`inputs`], [`output`], [`class_map`], [`watch`]).
 //! - [`compat`]: whether a run and a cache (or photos) belong together.
+//! - [`run_model`]: the run loaded with its model file read once (digest of the same bytes,
+//!   finite weights); [`complete`]: whether a photo file is still being written.
 
 pub mod aggregate;
 pub mod class_map;
 pub mod compat;
+pub mod complete;
 pub mod confusion_svg;
 pub mod csv_text;
 pub mod error;
@@ -23,6 +26,7 @@ pub mod metrics;
 pub mod output;
 pub mod photo_scorer;
 pub mod photos;
+pub mod run_model;
 pub mod watch;
 
 pub use error::ScoreError;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use ballast_cli::CommonArgs;
-use ballast_scorer::eval::{EvalOptions, EvalOutcome, eval};
+use ballast_scorer::ScoreError;
+use ballast_scorer::eval::{EvalOptions, EvalOutcome, Evaluation, eval};
 use ballast_scorer::output::Format;
 use ballast_scorer::photos::{PhotosOptions, photos};
 use ballast_scorer::watch::WatchOptions;
@@ -102,7 +103,8 @@ enum Command {
         /// Watch mode: a file must keep its size and mtime this long before it is read.
         #[arg(long, value_name = "MS", default_value_t = 1000, requires = "watch")]
         settle_ms: u64,
-        /// Watch mode: a JPEG still lacking its end marker after this long is reported as
+        /// Watch mode: a photo still incomplete after this long (a JPEG without its end marker,
+        /// a PNG without IEND, a TIFF missing strips) is decoded anyway and reported as
         /// truncated.
         #[arg(long, value_name = "MS", default_value_t = 60_000, requires = "watch")]
         give_up_ms: u64,
@@ -110,16 +112,42 @@ enum Command {
         #[arg(long, value_name = "N", requires = "watch")]
         watch_limit: Option<u64>,
         /// Watch mode: stop after S seconds.
-        #[arg(long, value_name = "S", requires = "watch")]
-        watch_timeout: Option<f64>,
+        #[arg(long, value_name = "S", requires = "watch", allow_hyphen_values = true,
+              value_parser = parse_seconds)]
+        watch_timeout: Option<Duration>,
     },
+}
+
+/// Seconds ≥ 0, finite (clap value parser: a bad value is a usage error, exit 2).
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("{s}: expected seconds ≥ 0"));
+    }
+    Duration::try_from_secs_f64(v).map_err(|e| format!("{s}: {e}"))
+}
+
+/// The exit status of a failure: the kind of the first ballast error in its chain.
+fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ballast_format::ErrorKind> {
+    use ballast_format::Classify;
+    if let Some(s) = e.downcast_ref::<ScoreError>() {
+        return Some(s.kind());
+    }
+    if let Some(t) = e.downcast_ref::<ballast_trainer::TrainError>() {
+        return Some(t.kind());
+    }
+    e.downcast_ref::<ballast_packer::preprocess::PreprocessError>()
+        .map(Classify::kind)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ballast_cli::init_logging(&cli.common);
     let quiet = cli.common.quiet;
-    ballast_cli::run_main(|| match cli.command {
+    ballast_cli::run_main_with(classify, || match cli.command {
         Command::Eval {
             model,
             cache,
@@ -138,19 +166,22 @@ fn main() -> ExitCode {
                 force,
                 quiet,
             };
-            match eval(&opts)? {
+            // The lock is held until the summary is out.
+            let Evaluation { outcome, lock } = eval(&opts)?;
+            match outcome {
                 EvalOutcome::UpToDate { out, summary } => {
                     tracing::info!(
                         "{}: up to date (same model and cache); --force evaluates again",
                         out.display()
                     );
-                    println!("{summary}");
+                    ballast_cli::println(&summary)?;
                 }
                 EvalOutcome::Written { out, summary, .. } => {
-                    print!("{summary}");
-                    println!("wrote {}", out.display());
+                    ballast_cli::print(&summary)?;
+                    ballast_cli::println(&format!("wrote {}", out.display()))?;
                 }
             }
+            drop(lock);
             Ok(ExitCode::SUCCESS)
         }
         Command::Photos {
@@ -174,21 +205,14 @@ fn main() -> ExitCode {
         } => {
             ballast_trainer::runtime::init(model.threads)?;
             let device = ballast_trainer::device::open(&model.device)?;
-            let watch = match watch {
-                Some(dir) => Some(WatchOptions {
-                    dir,
-                    poll: Duration::from_millis(poll_ms),
-                    settle: Duration::from_millis(settle_ms),
-                    give_up: Duration::from_millis(give_up_ms),
-                    limit: watch_limit,
-                    timeout: match watch_timeout {
-                        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
-                        Some(s) => anyhow::bail!("--watch-timeout {s}: expected seconds ≥ 0"),
-                        None => None,
-                    },
-                }),
-                None => None,
-            };
+            let watch = watch.map(|dir| WatchOptions {
+                dir,
+                poll: Duration::from_millis(poll_ms),
+                settle: Duration::from_millis(settle_ms),
+                give_up: Duration::from_millis(give_up_ms),
+                limit: watch_limit,
+                timeout: watch_timeout,
+            });
             let opts = PhotosOptions {
                 run: model.run,
                 inputs,
@@ -219,5 +243,14 @@ mod tests {
     fn command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        for bad in ["-1", "nan", "inf", "x", "1e300"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -127,6 +127,11 @@ pub struct Layout {
 
 impl Layout {
     pub fn csv_header(&self) -> String {
+        csv_text::join(&self.csv_columns())
+    }
+
+    /// The CSV column names (class names as they are: `p_<class>` is quoted when needed).
+    pub fn csv_columns(&self) -> Vec<String> {
         let mut h: Vec<String> = [
             "photo",
             "width",
@@ -153,7 +158,7 @@ impl Layout {
         }
         h.push("digest".into());
         h.push("error".into());
-        csv_text::join(&h)
+        h
     }
 
     pub fn csv_row(&self, row: &PhotoRow) -> String {

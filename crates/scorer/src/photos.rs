@@ -1,10 +1,12 @@
 //! `scorer photos`: field photos in, one verdict per photo out (CSV, JSON or JSON Lines), in
 //! batch mode over files and folders or, with `--watch`, as photos appear in a folder.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use ballast_format::JobShard;
 use ballast_format::atomic::{self, Durability};
+use ballast_format::digest::KeyHasher;
+use ballast_format::lock::{self, LockRequest, OutputLock};
 use ballast_trainer::classifier::TrainedRun;
 use candle_core::Device;
 use rayon::prelude::*;
@@ -17,10 +19,13 @@ use crate::error::{Result, ScoreError};
 use crate::inputs;
 use crate::output::{Bad, ClassValues, Format, JsonRow, Layout, PhotoRow};
 use crate::photo_scorer::{Geometry, PhotoScorer, PhotoScores};
+use crate::run_model::{self, LoadedRun};
 use crate::watch::{self, WatchOptions};
 
 /// Format tag of the JSON document.
 pub const SCORES_FORMAT: &str = "ballast-scores/1";
+/// The lock holder's stage name for `--out` and `--per-tile` files.
+pub const LOCK_STAGE: &str = "scorer-photos";
 
 /// Everything `scorer photos` needs.
 #[derive(Clone, Debug)]
@@ -111,7 +116,7 @@ impl Session {
     /// output format.
     pub fn open(o: &PhotosOptions) -> Result<Session> {
         let format = resolve_format(o.out.as_deref(), o.format)?;
-        let run = TrainedRun::load(&o.run, &o.device)?;
+        let LoadedRun { run, model_digest } = run_model::load(&o.run, &o.device)?;
         compat::check_run(&run)?;
         compat::check_photo_preprocessing(&run.config)?;
         let tile = compat::tile_size(&run.config, o.tile_size)?;
@@ -120,13 +125,9 @@ impl Session {
             return Err(ScoreError::usage("--stride must be at least 1"));
         }
         let map = match &o.class_map {
-            Some(p) => Some(
-                ClassMap::load(p, run.classes()).map_err(|e| ScoreError::usage(e.to_string()))?,
-            ),
+            Some(p) => Some(ClassMap::load(p, run.classes())?),
             None => None,
         };
-        let model_digest =
-            ballast_format::digest::of_file(&o.run.join(ballast_trainer::run_files::MODEL_FILE))?;
         let geometry = Geometry {
             tile,
             stride,
@@ -155,6 +156,55 @@ impl Session {
         PhotoScorer::new(&self.run, self.geometry, o.max_pixels, o.batch)
     }
 
+    /// What this command writes: the model, geometry, limits, class map, format and inputs.
+    /// Two commands with equal generations would write the same rows.
+    pub fn generation(&self, o: &PhotosOptions) -> String {
+        let mut h = KeyHasher::new(LOCK_STAGE);
+        h.str(&self.model_digest)
+            .u64(self.geometry.tile.into())
+            .u64(self.geometry.stride.into())
+            .u64(self.geometry.sample.into())
+            .u64(o.max_pixels)
+            .u64(o.max_bad)
+            .str(&format!("{:?}", self.format))
+            .str(&serde_json::to_string(&self.layout.map).unwrap_or_default());
+        match &o.watch {
+            Some(w) => h.str("watch").str(&w.dir.display().to_string()),
+            None => h.str("batch"),
+        };
+        for i in &o.inputs {
+            h.str(&i.display().to_string());
+        }
+        h.finish_hex()
+    }
+
+    /// Locks every output file (`--out`, `--per-tile`) before anything is read back or
+    /// written, so a second writer is refused while this one runs (exit 1, naming the holder).
+    pub fn lock_outputs(&self, o: &PhotosOptions) -> Result<Vec<OutputLock>> {
+        if let (Some(a), Some(b)) = (&o.out, &o.per_tile)
+            && a == b
+        {
+            return Err(ScoreError::usage(format!(
+                "--out and --per-tile are the same file {}",
+                a.display()
+            )));
+        }
+        let generation = self.generation(o);
+        let req = LockRequest {
+            stage: LOCK_STAGE,
+            generation: &generation,
+            job: JobShard::WHOLE,
+        };
+        let mut locks = Vec::new();
+        for file in [&o.out, &o.per_tile].into_iter().flatten() {
+            if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| ScoreError::io(parent, e))?;
+            }
+            locks.push(lock::acquire_for_file(file, &req)?);
+        }
+        Ok(locks)
+    }
+
     pub fn run_info(&self, dir: &Path) -> RunInfo {
         RunInfo {
             dir: dir.display().to_string(),
@@ -180,6 +230,10 @@ pub fn photos(o: &PhotosOptions) -> Result<PhotosReport> {
                     "--watch DIR scores the photos that appear in DIR: give no other photos",
                 ));
             }
+            // Before the lock is visible to anyone: a SIGTERM from then on stops the loop
+            // cleanly instead of killing the process.
+            watch::install_signal_handlers();
+            let _locks = session.lock_outputs(o)?;
             watch::watch(&session, o, w)
         }
         None => batch(&session, o),
@@ -212,7 +266,7 @@ fn batch(session: &Session, o: &PhotosOptions) -> Result<PhotosReport> {
     };
     let items = inputs::expand(&o.inputs);
     if items.is_empty() {
-        return Err(ScoreError::usage(format!(
+        return Err(ScoreError::Photos(format!(
             "no photos (.jpg, .jpeg, .png, .tif, .tiff) in {}",
             o.inputs
                 .iter()
@@ -222,16 +276,15 @@ fn batch(session: &Session, o: &PhotosOptions) -> Result<PhotosReport> {
         )));
     }
     let scorer = session.scorer(o)?;
+    let _locks = session.lock_outputs(o)?;
     let layout = &session.layout;
     let format = session.format;
     let mut sink = match (&o.out, format) {
         (None, Format::Csv | Format::Jsonl) => Sink::Stdout,
         _ => Sink::Keep(Vec::with_capacity(items.len())),
     };
-    let stdout = std::io::stdout();
     if matches!(sink, Sink::Stdout) && format == Format::Csv {
-        writeln!(stdout.lock(), "{}", layout.csv_header())
-            .map_err(|e| ScoreError::io("stdout", e))?;
+        ballast_cli::println(&layout.csv_header()).map_err(|e| ScoreError::io("stdout", e))?;
     }
     let mut tile_lines = Vec::new();
     if per_tile_format == Some(Format::Csv) {
@@ -294,22 +347,19 @@ fn batch(session: &Session, o: &PhotosOptions) -> Result<PhotosReport> {
             bar.inc(1);
         }
         if !lines.is_empty() {
-            let mut out = stdout.lock();
-            out.write_all(lines.as_bytes())
-                .and_then(|_| out.flush())
-                .map_err(|e| ScoreError::io("stdout", e))?;
+            ballast_cli::print(&lines).map_err(|e| ScoreError::io("stdout", e))?;
         }
     }
     bar.finish_and_clear();
     let total = scored + bad;
     if scored == 0 {
-        return Err(ScoreError::usage(format!(
+        return Err(ScoreError::Photos(format!(
             "none of the {total} photo(s) could be scored{}",
             nothing_written(o)
         )));
     }
     if bad as u64 > o.max_bad {
-        return Err(ScoreError::usage(format!(
+        return Err(ScoreError::Photos(format!(
             "{bad} of {total} photos could not be scored, more than --max-bad {}{}",
             o.max_bad,
             nothing_written(o)
@@ -319,12 +369,9 @@ fn batch(session: &Session, o: &PhotosOptions) -> Result<PhotosReport> {
         let bytes = render(session, o, &rows)?;
         match &o.out {
             Some(p) => atomic::write_bytes(p, &bytes, Durability::Fsync)?,
-            None => {
-                let mut out = stdout.lock();
-                out.write_all(&bytes)
-                    .and_then(|_| out.flush())
-                    .map_err(|e| ScoreError::io("stdout", e))?;
-            }
+            // Rendered from Strings, so UTF-8.
+            None => ballast_cli::print(&String::from_utf8_lossy(&bytes))
+                .map_err(|e| ScoreError::io("stdout", e))?,
         }
     }
     if let (Some(p), Some(_)) = (&o.per_tile, per_tile_format) {
@@ -391,7 +438,7 @@ pub fn render(session: &Session, o: &PhotosOptions, rows: &[PhotoRow]) -> Result
                     .collect(),
             };
             let mut bytes = serde_json::to_vec_pretty(&doc)
-                .map_err(|e| ScoreError::usage(format!("cannot serialise the scores: {e}")))?;
+                .map_err(|e| ScoreError::Photos(format!("cannot serialise the scores: {e}")))?;
             bytes.push(b'\n');
             Ok(bytes)
         }

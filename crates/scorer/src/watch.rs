@@ -3,19 +3,21 @@
 //! The folder is polled (every `--poll-ms`): a portable loop that also works on network and
 //! removable filesystems, where change notifications are unreliable. A photo is scored when
 //! - its size and modification time have not changed for `--settle-ms`, and
-//! - for a JPEG, the data ends with the end-of-image marker (the tiler's
-//!   [`jpeg_is_complete`]): a camera or copy tool that pauses mid-file is not read half-way.
-//!   A JPEG that stays incomplete for `--give-up-ms` is reported as truncated.
+//! - its own structure says it is whole ([`crate::complete`]: a JPEG's end-of-image marker, a
+//!   PNG's `IEND` chunk, every strip or tile a TIFF references): a camera or copy tool that
+//!   pauses mid-file is not read half-way. A file that stays incomplete for `--give-up-ms` is
+//!   handed to the decoder, which reports it as truncated.
 //!
-//! Each (path, size, mtime) is scored once. On restart the output file is read back and a
-//! photo whose path and content digest are already in it is skipped, so a restart does not
-//! duplicate lines. A bad photo is reported (a line with its error) and remembered, never
+//! Each (path, size, mtime) is scored once. On restart the output file is read back (CSV as
+//! RFC 4180 records, so names with line breaks or quotes read back exactly) and a photo whose
+//! path and content digest are already in it is skipped, so a restart does not duplicate
+//! lines. A bad photo is reported (a line with its error) and remembered, never
 //! stopping the loop; a photo changed after scoring is scored again.
 //!
 //! Lines are appended with one `write` and an fsync each: an append-only log cannot be
 //! replaced atomically by rename without rewriting it whole for every photo, and a line
 //! written in one call and synced is either there completely or (after a crash mid-write) a
-//! torn last line, which the restart reads past.
+//! torn last record, which the restart cuts off before appending.
 //!
 //! The loop stops on SIGINT or SIGTERM (between photos), after `--watch-limit` lines or after
 //! `--watch-timeout` seconds, and exits 0.
@@ -27,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use ballast_tiler::photo::{self, PhotoFormat, jpeg_is_complete};
+use ballast_tiler::photo;
 use tracing::{debug, info, warn};
 
 use crate::csv_text;
@@ -58,8 +60,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Routes SIGINT and SIGTERM to a flag the loop checks, so it stops between photos with the
-/// output complete.
-fn install_signal_handlers() {
+/// output complete. Idempotent.
+pub fn install_signal_handlers() {
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
@@ -90,18 +92,23 @@ impl AppendLog {
                 .write_all(&bytes)
                 .and_then(|_| f.sync_data())
                 .map_err(|e| ScoreError::io("the --out file", e)),
-            None => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&bytes)
-                    .and_then(|_| out.flush())
-                    .map_err(|e| ScoreError::io("stdout", e))
-            }
+            None => ballast_cli::println(line).map_err(|e| ScoreError::io("stdout", e)),
         }
     }
 }
 
 /// Photos already in an existing output file: path → content digests.
 type Previous = HashMap<String, HashSet<String>>;
+
+/// What an earlier output holds: the photos already scored, and how many of its bytes are
+/// complete records (less than its length when a crash tore the last one).
+#[derive(Debug, PartialEq)]
+struct Earlier {
+    previous: Previous,
+    complete: usize,
+    /// No header yet (an empty file, or one holding only a torn header).
+    needs_header: bool,
+}
 
 /// Opens (or creates) the output for appending and reads back what it already holds.
 fn open_log(session: &Session, out: Option<&Path>) -> Result<(AppendLog, Previous)> {
@@ -119,87 +126,135 @@ fn open_log(session: &Session, out: Option<&Path>) -> Result<(AppendLog, Previou
         }
         return Ok((log, Previous::new()));
     };
-    let existing = match std::fs::read_to_string(path) {
-        Ok(t) => Some(t),
+    let existing = match std::fs::symlink_metadata(path) {
+        Ok(_) => {
+            // Refuses a FIFO or device instead of blocking on it.
+            let bytes = crate::run_model::read_regular(path)?;
+            Some(String::from_utf8(bytes).map_err(|_| {
+                ScoreError::file(path, "is not UTF-8 text: not a log this scorer wrote")
+            })?)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(ScoreError::io(path, e)),
     };
-    let previous = match &existing {
-        Some(text) => read_previous(path, text, format, &header)?,
-        None => Previous::new(),
+    let earlier = match &existing {
+        Some(text) => read_earlier(path, text, format, &session.layout.csv_columns())?,
+        None => Earlier {
+            previous: Previous::new(),
+            complete: 0,
+            needs_header: true,
+        },
     };
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(|e| ScoreError::io(path, e))?;
-    let mut log = AppendLog { file: Some(file) };
-    match &existing {
-        None => {
-            if format == Format::Csv {
-                log.write_line(&header)?;
-            }
-            // The new file's name must survive a crash too.
-            ballast_format::atomic::sync_parent(path)?;
-        }
-        Some(text) if text.is_empty() && format == Format::Csv => log.write_line(&header)?,
-        Some(text) if !text.is_empty() && !text.ends_with('\n') => {
-            warn!(
-                "{}: the last line is incomplete (a crash mid-write?); it is left as is",
-                path.display()
-            );
-            if let Some(f) = &mut log.file {
-                f.write_all(b"\n").map_err(|e| ScoreError::io(path, e))?;
-            }
-        }
-        Some(_) => {}
+    if let Some(text) = &existing
+        && earlier.complete < text.len()
+    {
+        // A record is appended with one write, so a crash can only tear the last one; cut it
+        // off so that the next record does not run into it.
+        warn!(
+            "{}: the last record is incomplete (a crash mid-write?); its {} byte(s) are removed",
+            path.display(),
+            text.len() - earlier.complete
+        );
+        file.set_len(earlier.complete as u64)
+            .and_then(|_| file.sync_data())
+            .map_err(|e| ScoreError::io(path, e))?;
     }
-    Ok((log, previous))
+    let mut log = AppendLog { file: Some(file) };
+    if earlier.needs_header && format == Format::Csv {
+        log.write_line(&header)?;
+    }
+    if existing.is_none() {
+        // The new file's name must survive a crash too.
+        ballast_format::atomic::sync_parent(path)?;
+    }
+    Ok((log, earlier.previous))
 }
 
-/// Path and digest of every complete line of an earlier output.
-fn read_previous(path: &Path, text: &str, format: Format, header: &str) -> Result<Previous> {
-    let mut prev = Previous::new();
-    let mut lines = text.lines();
-    if format == Format::Csv {
-        match lines.next() {
-            None => return Ok(prev),
-            Some(h) if h == header => {}
-            Some(h) => {
+/// Photo name and digest of every complete record of an earlier output (see [`Earlier`]).
+fn read_earlier(path: &Path, text: &str, format: Format, columns: &[String]) -> Result<Earlier> {
+    let mut e = Earlier {
+        previous: Previous::new(),
+        complete: 0,
+        needs_header: false,
+    };
+    let add = |e: &mut Earlier, photo: String, digest: String| {
+        if !digest.is_empty() {
+            e.previous.entry(photo).or_default().insert(digest);
+        }
+    };
+    if format != Format::Csv {
+        for line in text.split_inclusive('\n') {
+            if !line.ends_with('\n') {
+                break; // torn
+            }
+            e.complete += line.len();
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+                && let (Some(p), Some(d)) = (
+                    v.get("photo").and_then(|x| x.as_str()),
+                    v.get("digest").and_then(|x| x.as_str()),
+                )
+            {
+                add(&mut e, p.to_string(), d.to_string());
+            }
+        }
+        return Ok(e);
+    }
+    let header = csv_text::join(columns);
+    let mut records = csv_text::Records::new(text, false);
+    match records.next() {
+        None => {
+            e.needs_header = true;
+            return Ok(e);
+        }
+        Some(Ok(r)) if r.terminated && r.fields == columns => e.complete = r.end,
+        // A header torn by a crash right after the file was made.
+        _ if header.starts_with(text) => {
+            e.needs_header = true;
+            return Ok(e);
+        }
+        Some(_) => {
+            let first = text.lines().next().unwrap_or_default();
+            return Err(ScoreError::file(
+                path,
+                format!(
+                    "exists with other columns than this run and class map write (its header: \
+                     {first}); choose another --out"
+                ),
+            ));
+        }
+    }
+    let digest_col = columns.iter().position(|c| c == "digest");
+    loop {
+        match records.next() {
+            None => break,
+            Some(Ok(r)) if r.terminated => {
+                e.complete = r.end;
+                if let (Some(photo), Some(d)) =
+                    (r.fields.first(), digest_col.and_then(|i| r.fields.get(i)))
+                {
+                    add(&mut e, photo.clone(), d.clone());
+                }
+            }
+            // The last record, unterminated or with an open quote: torn by a crash.
+            Some(Ok(_)) => break,
+            Some(Err(err)) if err.message.starts_with("unclosed quote") => break,
+            Some(Err(err)) => {
                 return Err(ScoreError::file(
                     path,
                     format!(
-                        "exists with other columns than this run and class map write \
-                         (its header: {h}); choose another --out"
+                        "line {}: {}: not a log this scorer wrote; choose another --out",
+                        err.line, err.message
                     ),
                 ));
             }
         }
     }
-    let columns = csv_text::parse_line(header).unwrap_or_default();
-    let digest_col = columns.iter().position(|c| c == "digest");
-    for line in lines {
-        let entry = match format {
-            Format::Csv => csv_text::parse_line(line).ok().and_then(|f| {
-                let d = digest_col.and_then(|i| f.get(i)).cloned()?;
-                Some((f.first()?.clone(), d))
-            }),
-            _ => serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| {
-                    Some((
-                        v.get("photo")?.as_str()?.to_string(),
-                        v.get("digest")?.as_str()?.to_string(),
-                    ))
-                }),
-        };
-        if let Some((photo, digest)) = entry
-            && !digest.is_empty()
-        {
-            prev.entry(photo).or_default().insert(digest);
-        }
-    }
-    Ok(prev)
+    Ok(e)
 }
 
 /// Runs the watch loop until a signal, the line limit or the timeout.
@@ -351,11 +406,8 @@ impl Watcher<'_> {
             self.pending.remove(name); // still being written: start settling again
             return Ok(None);
         }
-        if PhotoFormat::sniff(&bytes) == Some(PhotoFormat::Jpeg)
-            && !jpeg_is_complete(&bytes)
-            && stable_for < self.opts.give_up
-        {
-            debug!("{name}: waiting for the rest of the JPEG");
+        if !crate::complete::is_complete(&bytes) && stable_for < self.opts.give_up {
+            debug!("{name}: waiting for the rest of the file");
             return Ok(None);
         }
         let digest = ballast_format::digest::of_bytes(&bytes);

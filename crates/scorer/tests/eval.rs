@@ -212,6 +212,7 @@ fn edited_cache(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> std::p
     d
 }
 
+/// A run and a cache that do not belong together are a usage error: exit 2.
 #[test]
 fn refuses_a_cache_with_other_classes_size_or_preprocessing() {
     let f = fixture();
@@ -219,7 +220,7 @@ fn refuses_a_cache_with_other_classes_size_or_preprocessing() {
     let c = edited_cache("cache-classes", |v| {
         v["classes"] = serde_json::json!(["g1-fine", "g3-medium", "g2-medium-fine"]);
     });
-    fails(
+    fails_with(
         &[
             "eval",
             "--run",
@@ -229,6 +230,7 @@ fn refuses_a_cache_with_other_classes_size_or_preprocessing() {
             "--out",
             &s(&c.join("e")),
         ],
+        2,
         &[
             "classes: the run has [g1-fine, g2-medium-fine, g3-medium], the cache has [g1-fine, g3-medium, g2-medium-fine]",
         ],
@@ -236,15 +238,17 @@ fn refuses_a_cache_with_other_classes_size_or_preprocessing() {
     let c = edited_cache("cache-size", |v| {
         v["size"] = serde_json::json!(16);
     });
-    fails(
+    fails_with(
         &["eval", "--run", &run, "--cache", &s(&c)],
+        2,
         &["size: the run was trained on 32x32 samples, the cache holds 16x16"],
     );
     let c = edited_cache("cache-luma", |v| {
         v["params"]["luma"] = serde_json::json!("bt709");
     });
-    fails(
+    fails_with(
         &["eval", "--run", &run, "--cache", &s(&c)],
+        2,
         &["preprocessing (luma)", "\"bt601-pil\"", "\"bt709\""],
     );
     assert!(!f.run.join("eval").exists() || f.run.join("eval/report.json").is_file());

@@ -311,7 +311,7 @@ fn tile_size_and_stride() {
     let mut cfg = json(&d.join("config.json"));
     cfg["data"]["tile_sizes"] = serde_json::json!([]);
     std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
-    fails(&["photos", "--run", &s(&d), &photo], &["--tile-size"]);
+    fails_with(&["photos", "--run", &s(&d), &photo], 2, &["--tile-size"]);
     let o = ok(&[
         "photos",
         "--run",

@@ -194,8 +194,8 @@ fn csv_log_and_sigterm() {
     assert!(rows[0].contains(",expected_compaction,"));
     assert!(rows[1].starts_with("a.jpg,480,320,15,"), "{}", rows[1]);
 
-    // JSON cannot be appended a line at a time.
-    fails(
+    // JSON cannot be appended a line at a time (a usage error).
+    fails_with(
         &[
             "photos",
             "--run",
@@ -205,6 +205,7 @@ fn csv_log_and_sigterm() {
             "--out",
             &s(&d.join("x.json")),
         ],
+        2,
         &["--watch appends one line per photo"],
     );
     // An existing CSV log with other columns is not appended to.

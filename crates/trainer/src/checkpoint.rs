@@ -232,7 +232,7 @@ fn write_recorded(path: &Path, bytes: &[u8]) -> Result<()> {
 /// refuses non-finite weights. Returns the file and the digest of its bytes.
 fn read_recorded(path: &Path) -> Result<(tensor_file::TensorFile, String)> {
     let (run_dir, file) = split_path(path)?;
-    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    let bytes = read_regular(path)?;
     let digest = CheckpointRecord::verify(run_dir, file, &bytes)?;
     let decoded = tensor_file::decode(path, &bytes)?;
     for (name, t) in &decoded.tensors {
@@ -266,4 +266,14 @@ fn split_path(path: &Path) -> Result<(&Path, &str)> {
 
 fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
+}
+
+/// Reads a file of a run folder whole, refusing anything but a regular file before opening it
+/// (a FIFO named like a weight file would block the read forever).
+pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(TrainError::file(path, "not a regular file")),
+        Ok(_) => std::fs::read(path).map_err(|e| TrainError::io(path, e)),
+        Err(e) => Err(TrainError::io(path, e)),
+    }
 }

@@ -68,7 +68,10 @@ impl TrainedRun {
             mean: meta.mean,
             std: meta.std,
         };
-        normalizer.check()?;
+        // The normalisation comes from the model file: unusable values are that file's fault.
+        normalizer
+            .check()
+            .map_err(|e| TrainError::file(&model_path, e.to_string()))?;
         Ok(TrainedRun {
             dir: dir.to_path_buf(),
             config,

@@ -131,7 +131,7 @@ fn one() -> usize {
 
 impl RunConfig {
     pub fn read(path: &Path) -> Result<RunConfig> {
-        let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+        let bytes = crate::checkpoint::read_regular(path)?;
         let c: RunConfig = serde_json::from_slice(&bytes).map_err(|e| {
             TrainError::file(
                 path,

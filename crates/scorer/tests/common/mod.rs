@@ -1,11 +1,14 @@
 //! Shared by the scorer's end-to-end tests: a small real pipeline (fixtures/photos → tiler →
 //! packer → trainer, in-process through the libraries) built once per test binary, and the
 //! real `scorer` binary.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+pub use ballast_testkit::trees::copy_dir;
+pub use ballast_testkit::{code, stderr, stdout};
 use std::sync::OnceLock;
 
 use ballast_format::tiler_files::WindowMode;
@@ -146,42 +149,32 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// The real `scorer` binary, without environment variables that would change its work.
 pub fn scorer() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_scorer"));
-    c.env_remove("RUST_LOG");
-    c
+    ballast_testkit::clean(env!("CARGO_BIN_EXE_scorer"))
 }
 
 pub fn run(args: &[&str]) -> Output {
-    scorer().args(args).output().expect("scorer starts")
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    ballast_testkit::run(scorer().args(args))
 }
 
 /// Runs and asserts success.
 pub fn ok(args: &[&str]) -> Output {
-    let o = run(args);
-    assert!(o.status.success(), "scorer {args:?} failed: {}", stderr(&o));
+    let o = ballast_testkit::ok(scorer().args(args));
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     o
 }
 
-/// Runs and asserts exit status 1 with an error containing every one of `needles`.
+/// Runs and asserts exit status 1 (a failure, not a usage error) with an error containing
+/// every one of `needles`.
 pub fn fails(args: &[&str], needles: &[&str]) -> String {
-    let o = run(args);
-    let e = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "scorer {args:?}: {e}");
+    fails_with(args, 1, needles)
+}
+
+/// Runs and asserts exit status `code` with an `error: ` line containing every needle.
+pub fn fails_with(args: &[&str], code: i32, needles: &[&str]) -> String {
+    let e = ballast_testkit::fails(scorer().args(args), code, needles);
     assert!(e.contains("error: "), "{e}");
-    for n in needles {
-        assert!(e.contains(n), "expected {n:?} in: {e}");
-    }
-    assert!(!e.contains("panicked"), "{e}");
     e
 }
 
@@ -189,23 +182,8 @@ pub fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Copies a folder (flat or nested) to `to`.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 pub fn json(p: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&text).unwrap()
+    ballast_testkit::read_json(p)
 }
 
 /// The fixture's val photos (relative paths), from the tiler's manifest.
