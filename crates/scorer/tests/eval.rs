@@ -235,9 +235,7 @@ fn refuses_a_cache_with_other_classes_size_or_preprocessing() {
             "classes: the run has [g1-fine, g2-medium-fine, g3-medium], the cache has [g1-fine, g3-medium, g2-medium-fine]",
         ],
     );
-    let c = edited_cache("cache-size", |v| {
-        v["size"] = serde_json::json!(16);
-    });
+    let c = edited_cache("cache-size", |v| declare_size(v, 16));
     fails_with(
         &["eval", "--run", &run, "--cache", &s(&c)],
         2,
@@ -290,7 +288,12 @@ fn another_cache_of_the_same_shape_is_evaluated_with_a_warning() {
 /// A copy of the fixture run folder.
 fn run_copy(name: &str) -> std::path::PathBuf {
     let d = scratch(name);
-    for f in ["config.json", "model.safetensors", "metrics.jsonl"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "metrics.jsonl",
+        "checkpoints.json",
+    ] {
         std::fs::copy(fixture().run.join(f), d.join(f)).unwrap();
     }
     d

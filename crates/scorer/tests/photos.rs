@@ -305,7 +305,7 @@ fn tile_size_and_stride() {
 
     // A run that does not record its tile size needs --tile-size.
     let d = scratch("run-no-tile-size");
-    for name in ["config.json", "model.safetensors"] {
+    for name in ["config.json", "model.safetensors", "checkpoints.json"] {
         std::fs::copy(f.run.join(name), d.join(name)).unwrap();
     }
     let mut cfg = json(&d.join("config.json"));

@@ -167,7 +167,12 @@ fn jsonl(path: &Path) -> Vec<serde_json::Value> {
 fn run_copy(name: &str) -> PathBuf {
     let d = scratch(name).join("run");
     std::fs::create_dir_all(&d).unwrap();
-    for f in ["config.json", "model.safetensors", "metrics.jsonl"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "metrics.jsonl",
+        "checkpoints.json",
+    ] {
         std::fs::copy(fixture().run.join(f), d.join(f)).unwrap();
     }
     d
@@ -356,6 +361,8 @@ fn poison_last_float(run: &Path, value: f32) {
     let n = bytes.len();
     bytes[n - 4..].copy_from_slice(&value.to_le_bytes());
     std::fs::write(&p, bytes).unwrap();
+    // Recorded as if the trainer had written it: the value, not the digest, is under test.
+    rerecord(&p);
 }
 
 #[test]
@@ -754,7 +761,7 @@ fn exit_statuses_follow_the_error_kind() {
     let c = scratch("exit-cache");
     copy_dir(&f.cache, &c);
     let mut idx = json(&c.join("index.json"));
-    idx["size"] = serde_json::json!(16);
+    declare_size(&mut idx, 16);
     std::fs::write(c.join("index.json"), idx.to_string()).unwrap();
     fails_with(
         &[

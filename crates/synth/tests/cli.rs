@@ -375,7 +375,7 @@ fn bad_arguments_fail_cleanly() {
             "--height",
             "32",
         ],
-        1,
+        2,
         "not a folder",
     );
     assert_eq!(fs::read(&file).unwrap(), b"x");

@@ -195,7 +195,7 @@ pub struct ModelFile {
 /// Reads model.safetensors once: checked against the run's `checkpoints.json`, every weight
 /// finite.
 pub fn read_model_file(path: &Path) -> Result<ModelFile> {
-    if !path.is_file() {
+    if !path.exists() {
         return Err(TrainError::file(
             path,
             "missing: the run has not finished an epoch yet (or this is not a run folder)",
@@ -240,7 +240,8 @@ fn read_recorded(path: &Path) -> Result<(tensor_file::TensorFile, String)> {
             return Err(TrainError::file(
                 path,
                 format!(
-                    "tensor `{name}` holds {} at element {i}: the weights are not usable",
+                    "tensor `{name}` holds a non-finite value ({}) at element {i}: the weights \
+                     are not usable (training diverged, or the file was altered)",
                     t.data[i]
                 ),
             ));

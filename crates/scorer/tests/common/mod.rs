@@ -196,3 +196,34 @@ pub fn val_photos() -> Vec<String> {
         .collect();
     set.into_iter().collect()
 }
+
+/// Declares another sample size in an index (as a cache packed at `size` would), keeping the
+/// index self-consistent (pixel sums scaled, mean/std recomputed) so that readers get past
+/// its own checks to the one under test: the run and the cache not belonging together.
+pub fn declare_size(idx: &mut serde_json::Value, size: u32) {
+    let old = idx["size"].as_u64().unwrap();
+    let scale = |v: &serde_json::Value| v.as_u64().unwrap() * (size as u64).pow(2) / old.pow(2);
+    for s in idx["shards"].as_array_mut().unwrap() {
+        s["pixel_sum"] = serde_json::json!(scale(&s["pixel_sum"]));
+        s["pixel_sq_sum"] = serde_json::json!(scale(&s["pixel_sq_sum"]));
+    }
+    idx["size"] = serde_json::json!(size);
+    idx["params"]["size"] = serde_json::json!(size);
+    let index: ballast_format::cache_files::CacheIndex =
+        serde_json::from_value(idx.clone()).unwrap();
+    let (mean, std) = ballast_format::cache_files::train_moments(&index.shards, size).unwrap();
+    idx["mean"] = serde_json::json!(mean);
+    idx["std"] = serde_json::json!(std);
+}
+
+/// Records `path`'s current bytes in its run's checkpoints.json, as if the trainer had written
+/// them, so a deliberately altered weight file reaches the check under test.
+pub fn rerecord(path: &std::path::Path) {
+    let digest = ballast_format::digest::of_file(path).unwrap();
+    ballast_format::checkpoint_record::CheckpointRecord::settle(
+        path.parent().unwrap(),
+        path.file_name().unwrap().to_str().unwrap(),
+        &digest,
+    )
+    .unwrap();
+}
