@@ -51,48 +51,11 @@ fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
     (r, w)
 }
 
-/// Waits until `pid` is recorded as the holder in `lock`.
-fn wait_for_holder(lock: &Path, pid: u32) {
-    let t = Instant::now();
-    let needle = format!("\"pid\":{pid},");
-    loop {
-        let rec = std::fs::read_to_string(lock).unwrap_or_default();
-        if rec.contains(&needle) {
-            return;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "{pid} never took {}",
-            lock.display()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+use ballast_testkit::signals::{wait_for_holder, wait_stopped};
 
 fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: signalling our own child process.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
-}
-
-/// Waits until every thread of `pid` is stopped (a signal is delivered asynchronously).
-fn wait_stopped(pid: u32) {
-    let t = Instant::now();
-    loop {
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
-        let all = tasks.flatten().all(|t| {
-            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-            // pid (comm) STATE ...; comm may hold spaces, the state follows the last ')'.
-            stat.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                == Some("T")
-        });
-        if all {
-            return;
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "{pid} did not stop");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// Waits for a child, killing it (and failing) if it hangs: a FIFO opened for reading blocks
