@@ -120,7 +120,7 @@ impl CacheIndex {
     /// which names every [`CacheIndex::problems`] instead of stopping at the first.
     pub fn read_unchecked(cache_dir: &Path) -> Result<CacheIndex> {
         let path = cache_dir.join(INDEX_FILE);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match crate::regular::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(FormatError::invalid(
@@ -362,7 +362,7 @@ impl PackerSummary {
     /// Reads `DIR/packer.json`.
     pub fn read(cache_dir: &Path) -> Result<PackerSummary> {
         let path = cache_dir.join(PACKER_SUMMARY_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| FormatError::io(&path, e))?;
+        let bytes = crate::regular::read(&path).map_err(|e| FormatError::io(&path, e))?;
         let summary: PackerSummary = serde_json::from_slice(&bytes)
             .map_err(|e| FormatError::invalid(&path, format!("malformed packer summary: {e}")))?;
         if summary.format != PACKER_SUMMARY_FORMAT {

@@ -46,7 +46,7 @@ impl CheckpointRecord {
     /// Reads `RUN/checkpoints.json`; `Ok(None)` when there is none.
     pub fn read(run_dir: &Path) -> Result<Option<CheckpointRecord>> {
         let path = run_dir.join(CHECKPOINT_RECORD_FILE);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match crate::regular::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(FormatError::io(&path, e)),

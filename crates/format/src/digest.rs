@@ -12,9 +12,12 @@ pub fn of_bytes(bytes: &[u8]) -> String {
 /// Digest of a file's contents (memory-mapped; large files are hashed in parallel).
 pub fn of_file(path: &Path) -> Result<String> {
     let mut h = blake3::Hasher::new();
-    let len = std::fs::metadata(path)
-        .map_err(|e| FormatError::io(path, e))?
-        .len();
+    let meta = std::fs::metadata(path).map_err(|e| FormatError::io(path, e))?;
+    if !meta.is_file() {
+        // Mapping (or reading) a FIFO would block forever.
+        return Err(FormatError::invalid(path, "not a regular file"));
+    }
+    let len = meta.len();
     if len >= 16 << 20 {
         h.update_mmap_rayon(path)
     } else {

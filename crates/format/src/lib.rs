@@ -14,6 +14,7 @@ pub mod job;
 pub mod lock;
 pub mod manifest;
 pub mod parts;
+pub mod regular;
 pub mod relpath;
 pub mod rng;
 pub mod shard_file;

@@ -1,7 +1,6 @@
 //! `tiles/manifest.jsonl`: one JSON object per tile, in a deterministic order (photos by
 //! relative path, then each photo's windows in generation order).
 
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 
@@ -40,7 +39,7 @@ pub struct TileRecord {
 
 /// Reads a manifest, naming the file and line of the first malformed row.
 pub fn read(path: &Path) -> Result<Vec<TileRecord>> {
-    let text = fs::read_to_string(path).map_err(|e| FormatError::io(path, e))?;
+    let text = crate::regular::read_to_string(path).map_err(|e| FormatError::io(path, e))?;
     parse(path, &text)
 }
 

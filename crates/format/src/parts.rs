@@ -83,7 +83,7 @@ impl Parts {
         let mut missing = Vec::new();
         for i in 0..count {
             let p = self.path(i, count);
-            let bytes = match fs::read(&p) {
+            let bytes = match crate::regular::read(&p) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     missing.push(i);

@@ -270,14 +270,14 @@ fn read_header(path: &Path, file: &mut File) -> Result<(Vec<u8>, u64)> {
 
 /// Reads only a shard's metadata (cheap: no pixel data).
 pub fn read_meta(path: &Path) -> Result<ShardMeta> {
-    let mut file = File::open(path).map_err(|e| FormatError::io(path, e))?;
+    let mut file = crate::regular::open(path).map_err(|e| FormatError::io(path, e))?;
     let (header, file_len) = read_header(path, &mut file)?;
     Ok(parse_header(path, &header, file_len)?.meta)
 }
 
 /// Reads and validates a whole shard; `n_classes` bounds the labels.
 pub fn read(path: &Path, n_classes: usize) -> Result<ShardData> {
-    let mut file = File::open(path).map_err(|e| FormatError::io(path, e))?;
+    let mut file = crate::regular::open(path).map_err(|e| FormatError::io(path, e))?;
     let (header, file_len) = read_header(path, &mut file)?;
     let layout = parse_header(path, &header, file_len)?;
     let mut data = Vec::with_capacity((file_len - 8 - layout.header_len) as usize);

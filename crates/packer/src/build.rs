@@ -4,7 +4,6 @@
 //! after another and dropped once written.
 
 use std::cell::RefCell;
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -69,7 +68,7 @@ impl Worker {
     fn tile(&mut self, plan: &Plan, row: usize, copies: u32, out: &mut [u8]) -> Result<(), String> {
         let r = &plan.rows[row];
         self.bytes.clear();
-        match File::open(&r.path) {
+        match ballast_format::regular::open(&r.path) {
             Ok(mut f) => f
                 .read_to_end(&mut self.bytes)
                 .map(|_| ())

@@ -158,7 +158,7 @@ fn json_bytes<T: Serialize>(path: &Path, v: &T) -> Result<Vec<u8>, PackError> {
 
 /// Writes `path` atomically unless it already holds `bytes`. Returns whether it wrote.
 fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, PackError> {
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+    if ballast_format::regular::read(path).is_ok_and(|old| old == bytes) {
         return Ok(false);
     }
     atomic::write_bytes(path, bytes, Durability::Fsync)?;

@@ -403,7 +403,7 @@ fn check_content_leaks(
 /// sharded one).
 fn read_manifest_bytes(tiles_dir: &Path) -> Result<(PathBuf, Vec<u8>), PackError> {
     let path = tiles_dir.join(MANIFEST_FILE);
-    match std::fs::read(&path) {
+    match ballast_format::regular::read(&path) {
         Ok(b) => Ok((path, b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let pending = ballast_format::parts::Parts::pending_summary(tiles_dir);

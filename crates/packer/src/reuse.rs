@@ -45,7 +45,7 @@ impl OldCache {
         let retired = retired_index_path(out);
         let path = if live.exists() { live } else { retired };
         let index_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
-        let parsed = std::fs::read(&path)
+        let parsed = ballast_format::regular::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice::<CacheIndex>(&b).map_err(|e| e.to_string()));
         let index = match parsed {

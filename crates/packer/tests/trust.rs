@@ -268,3 +268,44 @@ fn counts_are_bounded_and_unfinished_builds_are_explained() {
         "{e}"
     );
 }
+
+#[test]
+fn fifos_in_place_of_contract_files_are_refused_without_hanging() {
+    let root = tempfile::tempdir().unwrap();
+    let (tiles, rows) = standard(root.path());
+    let out = root.path().join("cache");
+    pack_ok(&tiles, &out, &["--size", "16", "-q"]);
+    // A FIFO for the manifest, for a tile, and for the cache's own index.
+    let manifest = tiles.join("manifest.jsonl");
+    let saved = std::fs::read(&manifest).unwrap();
+    std::fs::remove_file(&manifest).unwrap();
+    ballast_testkit::process::mkfifo(&manifest);
+    let o = ballast_testkit::process::run_within(
+        ballast_testkit::clean(BIN).args(pack_args(&tiles, &out, &["--size", "16"])),
+        60,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    std::fs::remove_file(&manifest).unwrap();
+    std::fs::write(&manifest, saved).unwrap();
+
+    let tile = tiles.join(&rows[0].tile);
+    std::fs::remove_file(&tile).unwrap();
+    ballast_testkit::process::mkfifo(&tile);
+    let o = ballast_testkit::process::run_within(
+        ballast_testkit::clean(BIN).args(pack_args(&tiles, &out, &["--size", "16", "--force"])),
+        60,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&rows[0].tile), "{}", stderr(&o));
+
+    let index = out.join("index.json");
+    std::fs::remove_file(&index).unwrap();
+    ballast_testkit::process::mkfifo(&index);
+    let o = ballast_testkit::process::run_within(
+        ballast_testkit::clean(BIN).args(["verify", out.to_str().unwrap()]),
+        60,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+}

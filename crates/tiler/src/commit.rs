@@ -201,7 +201,7 @@ fn json_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {
 /// Writes `bytes` atomically and durably unless the file already holds exactly them (a rerun
 /// that only refreshed the stat cache leaves the manifest's and summary's times alone).
 fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), TilerError> {
-    if fs::read(path).is_ok_and(|old| old == bytes) {
+    if ballast_format::regular::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
     atomic::write_bytes(path, bytes, atomic::Durability::Fsync)?;

@@ -545,7 +545,7 @@ impl TileWork<'_> {
         o.tiles.iter().all(|t| {
             self.existing.contains(&t.tile)
                 && (source == Source::Committed
-                    || fs::read(self.cfg.out.join(&t.tile))
+                    || ballast_format::regular::read(&self.cfg.out.join(&t.tile))
                         .is_ok_and(|b| digest::of_bytes(&b) == t.tile_digest))
         })
     }

@@ -100,7 +100,7 @@ pub struct Committed {
 /// between writing manifest.jsonl and tiler.json): then nothing of it is reused.
 pub fn load_committed(out: &Path, params: &TilerParams) -> Result<Option<Committed>, FormatError> {
     let summary_path = out.join(TILER_SUMMARY_FILE);
-    let text = match fs::read(&summary_path) {
+    let text = match ballast_format::regular::read(&summary_path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(FormatError::io(&summary_path, e)),
@@ -119,7 +119,7 @@ pub fn load_committed(out: &Path, params: &TilerParams) -> Result<Option<Committ
         return Ok(None);
     }
     let manifest_path = out.join(manifest::MANIFEST_FILE);
-    let manifest_bytes = match fs::read(&manifest_path) {
+    let manifest_bytes = match ballast_format::regular::read(&manifest_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(FormatError::io(&manifest_path, e)),
@@ -167,7 +167,7 @@ pub fn load_committed(out: &Path, params: &TilerParams) -> Result<Option<Committ
 }
 
 fn load_state_file(out: &Path, manifest_digest: &str) -> Option<Vec<PhotoState>> {
-    let bytes = fs::read(out.join(STATE_FILE)).ok()?;
+    let bytes = ballast_format::regular::read(&out.join(STATE_FILE)).ok()?;
     let file: StateFile = serde_json::from_slice(&bytes).ok()?;
     (file.format == STATE_FORMAT && file.manifest_digest == manifest_digest).then_some(file.photos)
 }
@@ -212,7 +212,7 @@ pub fn load_journals(out: &Path, params_digest: &str) -> HashMap<String, PhotoOu
         .collect();
     paths.sort();
     for p in paths {
-        let Ok(text) = fs::read_to_string(&p) else {
+        let Ok(text) = ballast_format::regular::read_to_string(&p) else {
             continue;
         };
         for line in text.lines() {

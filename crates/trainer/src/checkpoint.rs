@@ -272,9 +272,5 @@ fn json<T: Serialize>(v: &T) -> String {
 /// Reads a file of a run folder whole, refusing anything but a regular file before opening it
 /// (a FIFO named like a weight file would block the read forever).
 pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
-    match std::fs::metadata(path) {
-        Ok(m) if !m.is_file() => Err(TrainError::file(path, "not a regular file")),
-        Ok(_) => std::fs::read(path).map_err(|e| TrainError::io(path, e)),
-        Err(e) => Err(TrainError::io(path, e)),
-    }
+    ballast_format::regular::read(path).map_err(|e| TrainError::io(path, e))
 }

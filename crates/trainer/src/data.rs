@@ -248,7 +248,7 @@ impl CacheInfo {
     /// One shard, checked against its index entry: digest first, then shapes, dtypes, labels.
     fn read_shard(&self, e: &ShardEntry, split: Split) -> Result<shard_file::ShardData> {
         let path = CacheIndex::shard_path(&self.dir, e);
-        if !path.is_file() {
+        if !path.exists() {
             return Err(TrainError::file(
                 &path,
                 "missing: index.json lists this shard but the file is not there (rerun packer)",

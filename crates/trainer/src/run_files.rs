@@ -104,7 +104,7 @@ pub fn append_log(path: &Path, event: &LogEvent) -> Result<()> {
 
 /// log.jsonl's lines; unreadable lines are skipped (it is a log, not a contract).
 pub fn read_log(path: &Path) -> Vec<LogEvent> {
-    std::fs::read_to_string(path)
+    ballast_format::regular::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -186,7 +186,7 @@ impl From<&crate::checkpoint::EpochScores> for EpochMetrics {
 }
 
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match ballast_format::regular::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(TrainError::io(path, e)),

@@ -110,7 +110,7 @@ impl TensorFile {
 
 /// Reads and validates a safetensors file of F32 tensors.
 pub fn read(path: &Path) -> Result<TensorFile> {
-    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    let bytes = ballast_format::regular::read(path).map_err(|e| TrainError::io(path, e))?;
     decode(path, &bytes)
 }
 

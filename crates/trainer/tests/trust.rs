@@ -364,3 +364,24 @@ fn the_reproduce_command_in_notes_retrains_the_same_run() {
         assert_same_run(&run, &again);
     }
 }
+
+#[test]
+fn a_fifo_for_index_json_or_a_shard_is_refused_without_hanging() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = small_cache(t.path());
+    for f in ["index.json", "train-00000-of-00002.safetensors"] {
+        let c = t.path().join(format!("c-{f}"));
+        ballast_testkit::trees::copy_dir(&cache, &c);
+        std::fs::remove_file(c.join(f)).unwrap();
+        ballast_testkit::process::mkfifo(&c.join(f));
+        let run_dir = t.path().join(format!("r-{f}"));
+        let o =
+            ballast_testkit::process::run_within(trainer().args(small_args(&c, &run_dir, 1)), 60);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(f) && stderr(&o).contains("not a regular file"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
