@@ -21,6 +21,7 @@ pub mod error;
 pub mod model;
 pub mod notes;
 pub mod optim;
+pub mod preflight;
 pub mod run_files;
 pub mod runs_table;
 pub mod runtime;

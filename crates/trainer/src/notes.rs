@@ -28,6 +28,7 @@ pub fn render(
     let mut o = String::new();
     let _ = writeln!(o, "# Training run `{name}`\n");
     let _ = writeln!(o, "Status: {}\n", status(config, state, failure));
+    warnings(&mut o, config, state);
     data(&mut o, config);
     model(&mut o, config, param_count);
     optimisation(&mut o, config);
@@ -35,6 +36,25 @@ pub fn render(
     files(&mut o, config);
     reproduce(&mut o, config);
     o
+}
+
+/// What makes this run likely to sit at the ln(C) plateau, if anything.
+fn warnings(o: &mut String, config: &RunConfig, state: &TrainState) {
+    let s = &config.spec;
+    let found: Vec<String> = [
+        crate::preflight::settings(s, config.data.train_samples),
+        crate::preflight::history(s, &state.history),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !found.is_empty() {
+        let _ = writeln!(o, "## Warnings\n");
+        for w in found {
+            let _ = writeln!(o, "- {w}");
+        }
+        let _ = writeln!(o);
+    }
 }
 
 /// The run's state in one line.

@@ -522,6 +522,9 @@ impl<'a> Session<'a> {
             // Bring derived files in line with the checkpoint before going on.
             self.write_derived(None)?;
         }
+        if let Some(w) = crate::preflight::settings(&spec, self.config.data.train_samples) {
+            tracing::warn!("{w}");
+        }
         while !self.state.complete(spec.epochs) {
             let epoch = self.state.epochs_done; // 0-based index of the epoch to run
             if let Err(e) = self.run_epoch(&spec, epoch) {
@@ -693,6 +696,11 @@ impl<'a> Session<'a> {
             seconds,
             n / train_seconds.max(1e-9)
         );
+        if let Some(w) = crate::preflight::history(spec, &self.state.history)
+            && w.contains(&format!("after epoch {}:", epoch + 1))
+        {
+            tracing::warn!("{w}");
+        }
         if self.state.stopped_early {
             info!(
                 "early stopping: val loss has not improved for {} epochs",

@@ -471,3 +471,42 @@ fn cpu_build_links_no_cuda_library() {
     let o = ok(&["--version"]);
     assert!(stdout(&o).starts_with("trainer "));
 }
+
+#[test]
+fn plateau_risk_is_warned_before_training_and_a_loss_at_ln_c_after() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = small_cache(t.path());
+    // Plain SGD, 2 epochs × 4 batches of 64, an lr too small to move: both warnings.
+    let run = t.path().join("sgd");
+    let mut a: Vec<String> = small_args(&cache, &run, 2)
+        .into_iter()
+        .filter(|a| a != "-q")
+        .collect();
+    a.extend(["--batch", "64", "--optimizer", "sgd", "--lr", "0.00001"].map(String::from));
+    let o = ok(&refs(&a));
+    let err = stderr(&o);
+    assert!(
+        err.contains("plateau risk: plain SGD with 8 optimiser steps"),
+        "{err}"
+    );
+    assert!(err.contains("ln(4) = 1.386"), "{err}");
+    assert!(err.contains("after epoch 2:"), "{err}");
+    let notes = std::fs::read_to_string(run.join("notes.md")).unwrap();
+    assert!(
+        notes.contains("## Warnings") && notes.contains("plateau risk"),
+        "{notes}"
+    );
+    assert!(notes.contains("has not started to learn"), "{notes}");
+
+    // AdamW with enough signal: neither warning, in the log or in notes.md.
+    let run = t.path().join("adamw");
+    let mut a: Vec<String> = small_args(&cache, &run, 3)
+        .into_iter()
+        .filter(|a| a != "-q")
+        .collect();
+    a.extend(["--optimizer", "adamw", "--lr", "0.003"].map(String::from));
+    let o = ok(&refs(&a));
+    assert!(!stderr(&o).contains("plateau"), "{}", stderr(&o));
+    let notes = std::fs::read_to_string(run.join("notes.md")).unwrap();
+    assert!(!notes.contains("## Warnings"), "{notes}");
+}
