@@ -108,6 +108,9 @@ size, t, b, run, out, tag = sys.argv[1:7]
 def med(v):
     return statistics.median(v) if v else float("nan")
 bm = [json.loads(l) for l in open(f"{run}/metrics.jsonl")]
+# Timings live in log.jsonl (metrics.jsonl holds only the deterministic results).
+timing = {r["epoch"]: r for r in map(json.loads, open(f"{run}/log.jsonl")) if r.get("event") == "epoch"}
+bm = [{**r, **timing[r["epoch"]]} for r in bm]
 tm = [json.loads(l) for l in open(f"{out}/torch-{tag}.jsonl")]
 tload = next(r for r in tm if r.get("event") == "load")
 tm = [r for r in tm if "epoch" in r]

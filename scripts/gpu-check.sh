@@ -92,6 +92,7 @@ for dev in cuda:0 cpu; do
   "$TRAINER" --cache "$small" --run "$WORK/runs/small-$name" --device "$dev" "${common[@]}" \
     2> "$OUT/log-small-$name.txt" || { tail -20 "$OUT/log-small-$name.txt" >&2; exit 1; }
   cp "$WORK/runs/small-$name/metrics.jsonl" "$OUT/metrics-small-$name.jsonl"
+  cp "$WORK/runs/small-$name/log.jsonl" "$OUT/log-small-$name.jsonl"
   cp "$WORK/runs/small-$name/notes.md" "$OUT/notes-small-$name.md"
 done
 
@@ -101,6 +102,7 @@ log "big epoch: ballast on cuda:0"
   --batch 64 --lr 0.01 --seed 0 --force 2> "$OUT/log-big-ballast.txt" \
   || { tail -20 "$OUT/log-big-ballast.txt" >&2; exit 1; }
 cp "$WORK/runs/big-cuda/metrics.jsonl" "$OUT/metrics-big-ballast.jsonl"
+cp "$WORK/runs/big-cuda/log.jsonl" "$OUT/log-big-ballast.jsonl"
 log "big epoch: PyTorch on cuda"
 torch_ok=1
 OMP_WAIT_POLICY=PASSIVE "$PYTHON" scripts/train_torch.py --cache "$big" --device cuda \
@@ -112,7 +114,11 @@ OMP_WAIT_POLICY=PASSIVE "$PYTHON" scripts/train_torch.py --cache "$big" --device
 import json, sys
 out, torch_ok = sys.argv[1], sys.argv[2] == "1"
 rows = lambda p: [json.loads(l) for l in open(p) if l.strip()]
-cuda, cpu = rows(f"{out}/metrics-small-cuda.jsonl"), rows(f"{out}/metrics-small-cpu.jsonl")
+def timed(name):
+    # Results from metrics.jsonl, each epoch's timings from log.jsonl (its last timing wins).
+    t = {r["epoch"]: r for r in rows(f"{out}/log-{name}.jsonl") if r.get("event") == "epoch"}
+    return [{**r, **t.get(r["epoch"], {})} for r in rows(f"{out}/metrics-{name}.jsonl")]
+cuda, cpu = timed("small-cuda"), timed("small-cpu")
 print("# GPU check\n")
 print("## Same run on cuda:0 and cpu (64x64, 2000 train samples, AdamW lr 0.001, batch 64)\n")
 print("| epoch | cuda val loss | cpu val loss | cuda val acc | cpu val acc | cuda s | cpu s |")
@@ -123,7 +129,7 @@ for a, b in zip(cuda, cpu):
 gap = max(abs(a["val_acc"] - b["val_acc"]) for a, b in zip(cuda, cpu))
 h2d = max((r["h2d_image_bytes"] or 0) for r in cuda)
 print(f"\nlargest val-accuracy gap cuda vs cpu: {gap:.3f}; image bytes uploaded per epoch on cuda: {h2d}\n")
-big = rows(f"{out}/metrics-big-ballast.jsonl")
+big = timed("big-ballast")
 print("## 64x64 epoch, 28 000 samples, batch 64, same GPU\n")
 print("| trainer | epoch | train s | samples/s | val acc |")
 print("|---|---:|---:|---:|---:|")
