@@ -274,3 +274,19 @@ fn json<T: Serialize>(v: &T) -> String {
 pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
     ballast_format::regular::read(path).map_err(|e| TrainError::io(path, e))
 }
+
+/// Leaves `checkpoints.json` accepting only the file now on disk at `path`, once that file has
+/// been verified: a kill between the two steps of a replacement leaves the record accepting
+/// two digests, which an uninterrupted run's record never does.
+pub fn settle_record(path: &Path) -> Result<()> {
+    let (run_dir, file) = split_path(path)?;
+    let Some(rec) = CheckpointRecord::read(run_dir)? else {
+        return Ok(());
+    };
+    if rec.files.get(file).is_some_and(|d| d.len() > 1) {
+        let bytes = read_regular(path)?;
+        let digest = CheckpointRecord::verify(run_dir, file, &bytes)?;
+        CheckpointRecord::settle(run_dir, file, &digest)?;
+    }
+    Ok(())
+}

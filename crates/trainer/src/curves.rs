@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use ballast_format::atomic::{self, Durability};
 use plotters::prelude::*;
 
 use crate::checkpoint::EpochScores;
@@ -24,11 +23,7 @@ pub fn render(history: &[EpochScores], title: &str) -> Result<String> {
 /// Writes curves.svg atomically.
 pub fn write(path: &Path, history: &[EpochScores], title: &str) -> Result<()> {
     let svg = render(history, title)?;
-    Ok(atomic::write_bytes(
-        path,
-        svg.as_bytes(),
-        Durability::Fsync,
-    )?)
+    crate::run_files::write_if_changed(path, svg.as_bytes())
 }
 
 fn finite(v: f64) -> f64 {

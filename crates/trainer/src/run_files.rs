@@ -208,7 +208,16 @@ pub fn write_metrics(path: &Path, lines: &[EpochMetrics]) -> Result<()> {
         out.extend_from_slice(serde_json::to_string(m).unwrap_or_default().as_bytes());
         out.push(b'\n');
     }
-    Ok(atomic::write_bytes(path, &out, Durability::Fsync)?)
+    write_if_changed(path, &out)
+}
+
+/// Writes a derived file of the run folder atomically, unless it already holds `bytes` (a
+/// rerun then changes nothing, and a file left stale by a kill is always brought up to date).
+pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if ballast_format::regular::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    Ok(atomic::write_bytes(path, bytes, Durability::Fsync)?)
 }
 
 /// Paths in a run folder.

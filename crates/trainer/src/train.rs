@@ -359,18 +359,17 @@ fn refresh_derived(run: &RunDir, config: &RunConfig, ckpt: &Checkpoint) -> Resul
         }
     }
     let metrics = metrics_of(&ckpt.state);
-    let needs = |f: &str| !run.path(f).is_file();
-    if needs(METRICS_FILE) || needs(CURVES_FILE) || needs(NOTES_FILE) {
-        run_files::write_metrics(&run.path(METRICS_FILE), &metrics)?;
-        curves::write(&run.path(CURVES_FILE), &ckpt.state.history, &run.name())?;
-        let params = config.spec.model.param_count()?;
-        let text = notes::render(&run.name(), config, &ckpt.state, params, None);
-        ballast_format::atomic::write_bytes(
-            &run.path(NOTES_FILE),
-            text.as_bytes(),
-            ballast_format::atomic::Durability::Fsync,
-        )?;
+    checkpoint::settle_record(&run.path(LAST_FILE))?;
+    if model_path.exists() {
+        checkpoint::settle_record(&model_path)?;
     }
+    // Each is rewritten only if it differs from what the checkpoint says it should hold (a
+    // kill between the checkpoint and them leaves them stale, not missing).
+    run_files::write_metrics(&run.path(METRICS_FILE), &metrics)?;
+    curves::write(&run.path(CURVES_FILE), &ckpt.state.history, &run.name())?;
+    let params = config.spec.model.param_count()?;
+    let text = notes::render(&run.name(), config, &ckpt.state, params, None);
+    run_files::write_if_changed(&run.path(NOTES_FILE), text.as_bytes())?;
     Ok(())
 }
 
@@ -721,6 +720,12 @@ impl<'a> Session<'a> {
                 write_best_model(&path, &self.config, best, &self.best_weights)?;
             }
         }
+        for f in [LAST_FILE, MODEL_FILE] {
+            let p = self.run.path(f);
+            if p.exists() {
+                checkpoint::settle_record(&p)?;
+            }
+        }
         run_files::write_metrics(&self.run.path(METRICS_FILE), &self.metrics)?;
         curves::write(
             &self.run.path(CURVES_FILE),
@@ -738,10 +743,6 @@ impl<'a> Session<'a> {
             self.model.param_count(),
             failure,
         );
-        Ok(ballast_format::atomic::write_bytes(
-            &self.run.path(NOTES_FILE),
-            text.as_bytes(),
-            ballast_format::atomic::Durability::Fsync,
-        )?)
+        run_files::write_if_changed(&self.run.path(NOTES_FILE), text.as_bytes())
     }
 }

@@ -95,7 +95,7 @@ fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
     ok(&refs(&args(&cache, &whole, epochs, "5")));
     let span = t0.elapsed().as_secs_f64();
 
-    for trial in 0..3u64 {
+    for trial in 0..6u64 {
         let run = t.path().join(format!("killed{trial}/run"));
         let mut a = args(&cache, &run, epochs, "5");
         a.push("--resume".into());
