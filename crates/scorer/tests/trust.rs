@@ -85,25 +85,7 @@ fn finish_within(mut child: Child, secs: u64) -> (i32, String, String) {
 
 /// `scorer photos --watch DIR --out OUT` with short poll and settle times.
 fn watch(dir: &Path, out: &Path, run: &Path, extra: &[&str]) -> Child {
-    let mut args: Vec<String> = [
-        "photos",
-        "--run",
-        &s(run),
-        "--watch",
-        &s(dir),
-        "--out",
-        &s(out),
-        "--poll-ms",
-        "50",
-        "--settle-ms",
-        "300",
-        "--threads",
-        "1",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(extra.iter().map(|a| a.to_string()));
+    let args = watch_args(dir, out, run, extra);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     spawn(&args, Stdio::null())
 }

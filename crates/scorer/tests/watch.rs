@@ -13,25 +13,7 @@ use common::*;
 
 fn start(dir: &Path, out: &Path, extra: &[&str]) -> Child {
     let f = fixture();
-    let mut args: Vec<String> = [
-        "photos",
-        "--run",
-        &s(&f.run),
-        "--watch",
-        &s(dir),
-        "--out",
-        &s(out),
-        "--poll-ms",
-        "50",
-        "--settle-ms",
-        "300",
-        "--threads",
-        "1",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(extra.iter().map(|a| a.to_string()));
+    let args = watch_args(dir, out, &f.run, extra);
     scorer()
         .args(&args)
         .stdout(Stdio::piped())

@@ -227,3 +227,28 @@ pub fn rerecord(path: &std::path::Path) {
     )
     .unwrap();
 }
+
+/// Arguments of `scorer photos --watch DIR --out OUT` with short poll and settle times, one
+/// thread, then `extra`.
+pub fn watch_args(dir: &Path, out: &Path, run: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "photos",
+        "--run",
+        &s(run),
+        "--watch",
+        &s(dir),
+        "--out",
+        &s(out),
+        "--poll-ms",
+        "50",
+        "--settle-ms",
+        "300",
+        "--threads",
+        "1",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
