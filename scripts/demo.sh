@@ -6,7 +6,8 @@
 # held-out "field" photos with the synthetic class map), and prints a summary table.
 # Rerunning reuses everything that is up to date. Settings (environment):
 #   WORK=demo-work CLASSES=5 PER_CLASS=24 WIDTH=1224 HEIGHT=816 TILE=128 SIZE=64
-#   EPOCHS=25 BATCH=32 OPTIMIZER=adamw LR=0.001 THREADS=(all cores) SEED=0
+#   EPOCHS=25 THREADS=(all cores) SEED=0; BATCH, OPTIMIZER, LR and RECIPE default to the
+#   trainer's own defaults (its measured default recipe)
 # The binaries come from $CARGO_TARGET_DIR/release (default target/release), built first; with
 # BIN=DIR the binaries in DIR are used as they are and nothing is built.
 set -euo pipefail
@@ -20,10 +21,12 @@ HEIGHT=${HEIGHT:-816}
 TILE=${TILE:-128}           # ...so a 128 px tile covers what a 512 px tile covers at full size
 SIZE=${SIZE:-64}
 EPOCHS=${EPOCHS:-25}
-BATCH=${BATCH:-32}
-OPTIMIZER=${OPTIMIZER:-adamw}
-LR=${LR:-0.001}
 SEED=${SEED:-0}
+TRAIN_ARGS=()
+[ -n "${RECIPE:-}" ] && TRAIN_ARGS+=(--recipe "$RECIPE")
+[ -n "${BATCH:-}" ] && TRAIN_ARGS+=(--batch "$BATCH")
+[ -n "${OPTIMIZER:-}" ] && TRAIN_ARGS+=(--optimizer "$OPTIMIZER")
+[ -n "${LR:-}" ] && TRAIN_ARGS+=(--lr "$LR")
 THREADS_ARG=()
 [ -n "${THREADS:-}" ] && THREADS_ARG=(--threads "$THREADS")
 B=${BIN:-${CARGO_TARGET_DIR:-target}/release}
@@ -53,7 +56,7 @@ stage tiler "$B/tiler" --input "$WORK/photos" --out "$WORK/tiles" --size "$TILE"
 stage packer "$B/packer" --tiles "$WORK/tiles" --out "$WORK/cache" --size "$SIZE" --seed "$SEED" \
   "${THREADS_ARG[@]}"
 stage trainer "$B/trainer" --cache "$WORK/cache" --run "$WORK/runs/demo" --epochs "$EPOCHS" \
-  --batch "$BATCH" --optimizer "$OPTIMIZER" --lr "$LR" --seed "$SEED" --resume \
+  "${TRAIN_ARGS[@]}" --seed "$SEED" --resume \
   --restart-if-changed "${THREADS_ARG[@]}"
 stage eval "$B/scorer" eval --run "$WORK/runs/demo" --cache "$WORK/cache" --out "$WORK/eval" \
   "${THREADS_ARG[@]}" > "$WORK/eval-summary.txt"

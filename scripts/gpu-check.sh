@@ -99,7 +99,7 @@ done
 # 5. A 28 000-sample 64x64 epoch: ballast on cuda:0, PyTorch on the same GPU.
 log "big epoch: ballast on cuda:0"
 "$TRAINER" --cache "$big" --run "$WORK/runs/big-cuda" --device cuda:0 --epochs "$BIG_EPOCHS" \
-  --batch 64 --lr 0.01 --seed 0 --force 2> "$OUT/log-big-ballast.txt" \
+  --batch 64 --optimizer sgd --lr 0.01 --seed 0 --force 2> "$OUT/log-big-ballast.txt" \
   || { tail -20 "$OUT/log-big-ballast.txt" >&2; exit 1; }
 cp "$WORK/runs/big-cuda/metrics.jsonl" "$OUT/metrics-big-ballast.jsonl"
 cp "$WORK/runs/big-cuda/log.jsonl" "$OUT/log-big-ballast.jsonl"

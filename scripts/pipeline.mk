@@ -2,6 +2,7 @@
 #
 #   make -f scripts/pipeline.mk PHOTOS=photos WORK=work            # everything
 #   make -f scripts/pipeline.mk PHOTOS=photos WORK=work -j2 score  # ... and score FIELD photos
+#   make -f scripts/pipeline.mk ... SWEEP="lr=0.001,0.003 batch=16,32" sweep  # one run per setting
 #   make -f scripts/pipeline.mk ... clean                          # remove WORK
 #
 # Each stage's target is a stamp under $(WORK)/.stamps, touched when the stage succeeds; its
@@ -30,16 +31,24 @@ TILER_JOBS   ?= 1
 SIZE   ?= 64
 JITTER ?= 0.25
 COPIES ?= 1
-# trainer
+# trainer: settings left empty take the trainer's defaults (RECIPE=report: the field report's
+# SGD lr 0.01, momentum 0.9, batch 64)
 RUN_NAME  ?= default
-EPOCHS    ?= 10
-BATCH     ?= 64
-LR        ?= 0.01
-MOMENTUM  ?= 0.9
-OPTIMIZER ?= sgd
+RECIPE    ?=
+EPOCHS    ?=
+BATCH     ?=
+LR        ?=
+MOMENTUM  ?=
+OPTIMIZER ?=
 DEVICE    ?= cpu
 THREADS   ?=
 TRAIN_EXTRA ?=
+# sweep: SWEEP holds grid specs (KEY=V1,V2 ...), SWEEP_LIST a settings file; every run gets the
+# trainer settings above; SWEEP_JOBS splits the settings into independent jobs (make -j)
+SWEEP      ?=
+SWEEP_LIST ?=
+SWEEP_NAME ?= sweep
+SWEEP_JOBS ?= 1
 
 TILES  := $(WORK)/tiles
 CACHE  := $(WORK)/cache
@@ -51,14 +60,19 @@ PARAMS := $(WORK)/.params
 THREADS_ARG := $(if $(THREADS),--threads $(THREADS),)
 TILER_ARGS  := --size $(TILE_SIZE) $(TILE_MODE) --val-fraction $(VAL_FRACTION) --seed $(SEED) --max-bad $(MAX_BAD) $(THREADS_ARG)
 PACKER_ARGS := --size $(SIZE) --jitter $(JITTER) --copies $(COPIES) --seed $(SEED) $(THREADS_ARG)
-TRAIN_ARGS  := --epochs $(EPOCHS) --batch $(BATCH) --lr $(LR) --momentum $(MOMENTUM) --optimizer $(OPTIMIZER) --device $(DEVICE) --seed $(SEED) $(THREADS_ARG) $(TRAIN_EXTRA)
+opt = $(if $(2),--$(1) $(2),)
+TRAIN_SETTINGS := $(call opt,recipe,$(RECIPE)) $(call opt,epochs,$(EPOCHS)) $(call opt,batch,$(BATCH)) $(call opt,lr,$(LR)) $(call opt,momentum,$(MOMENTUM)) $(call opt,optimizer,$(OPTIMIZER)) --device $(DEVICE) --seed $(SEED) $(TRAIN_EXTRA)
+TRAIN_ARGS  := $(TRAIN_SETTINGS) $(THREADS_ARG)
+SWEEPS      := $(WORK)/sweeps/$(SWEEP_NAME)
+SWEEP_ARGS  := $(foreach g,$(SWEEP),--grid $(g)) $(if $(SWEEP_LIST),--list $(SWEEP_LIST),)
 
 TILER_JOB_STAMPS := $(foreach i,$(shell seq 0 $$(($(TILER_JOBS)-1))),$(STAMPS)/tiler-$(i)-of-$(TILER_JOBS))
+SWEEP_JOB_STAMPS := $(foreach i,$(shell seq 0 $$(($(SWEEP_JOBS)-1))),$(STAMPS)/sweep-$(SWEEP_NAME)-$(i)-of-$(SWEEP_JOBS))
 
-.PHONY: all tiles cache train eval score clean FORCE
+.PHONY: all tiles cache train eval score sweep clean FORCE
 .DELETE_ON_ERROR:
 # The parameter files are made by a pattern rule; keep make from deleting them as intermediates.
-.SECONDARY: $(PARAMS)/tiler $(PARAMS)/packer $(PARAMS)/train $(PARAMS)/photos $(PARAMS)/field
+.SECONDARY: $(PARAMS)/tiler $(PARAMS)/packer $(PARAMS)/train $(PARAMS)/photos $(PARAMS)/field $(PARAMS)/sweep-$(SWEEP_NAME)
 
 all: eval
 tiles: $(STAMPS)/tiles
@@ -66,6 +80,7 @@ cache: $(STAMPS)/cache
 train: $(STAMPS)/train
 eval: $(STAMPS)/eval
 score: $(WORK)/field-scores.csv
+sweep: $(SWEEPS)/ranking.txt
 
 # A parameters file changes (and so triggers its stage) only when its contents change.
 $(PARAMS)/%: FORCE
@@ -87,6 +102,7 @@ $(PARAMS)/field: FORCE
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 ARGS_packer = $(PACKER_ARGS)
 ARGS_train  = $(TRAIN_ARGS)
+ARGS_sweep-$(SWEEP_NAME) = $(SWEEP_ARGS) -- $(TRAIN_SETTINGS)
 
 # The tiler may run as TILER_JOBS independent jobs (make -j runs them side by side); the job that
 # finishes last writes tiles/manifest.jsonl and tiles/tiler.json.
@@ -114,6 +130,19 @@ $(STAMPS)/eval: $(STAMPS)/train
 $(WORK)/field-scores.csv: $(STAMPS)/train $(PARAMS)/field
 	@test -n "$(FIELD)" || { echo "set FIELD=DIR (photos to score)" >&2; exit 2; }
 	$(BIN)/scorer photos --run $(RUN) $(if $(CLASS_MAP),--class-map $(CLASS_MAP),) --out $@ $(FIELD)
+
+# A sweep may run as SWEEP_JOBS independent jobs (setting k goes to job k % SWEEP_JOBS); each run
+# is an ordinary run folder, so a rerun skips finished runs and resumes unfinished ones.
+$(STAMPS)/sweep-$(SWEEP_NAME)-%-of-$(SWEEP_JOBS): $(STAMPS)/cache $(PARAMS)/sweep-$(SWEEP_NAME)
+	@test -n "$(strip $(SWEEP_ARGS))" || { echo "set SWEEP=\"KEY=V1,V2 ...\" or SWEEP_LIST=FILE" >&2; exit 2; }
+	@mkdir -p $(@D)
+	$(BIN)/trainer sweep --cache $(CACHE) --runs $(SWEEPS) $(SWEEP_ARGS) --shard $*/$(SWEEP_JOBS) $(THREADS_ARG) -- $(TRAIN_SETTINGS)
+	@touch $@
+
+# The runs ranked by val accuracy (`trainer runs`), rewritten when any sweep job reran.
+$(SWEEPS)/ranking.txt: $(SWEEP_JOB_STAMPS)
+	$(BIN)/trainer runs $(SWEEPS) > $@.tmp
+	@mv $@.tmp $@
 
 clean:
 	rm -rf $(WORK)

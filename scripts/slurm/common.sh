@@ -13,14 +13,32 @@
 : "${COPIES:=1}"
 : "${PACK_SHARDS:=}"                     # fixed shard count (recommended on clusters)
 : "${RUN_NAME:=default}"
-: "${EPOCHS:=10}"
-: "${BATCH:=64}"
-: "${LR:=0.01}"
-: "${OPTIMIZER:=sgd}"
+# Training settings left empty take the trainer's defaults (its measured default recipe);
+# RECIPE=report gives the field report's SGD lr 0.01 batch 64.
+: "${RECIPE:=}"
+: "${EPOCHS:=}"
+: "${BATCH:=}"
+: "${LR:=}"
+: "${OPTIMIZER:=}"
 : "${DEVICE:=cpu}"
 : "${TRAIN_EXTRA:=}"
+# Sweeps (sweep.sbatch): SWEEP_GRID holds space-separated KEY=V1,V2 specs, SWEEP_LIST a settings
+# file; the runs go to $WORK/sweeps/$SWEEP_NAME.
+: "${SWEEP_GRID:=}"
+: "${SWEEP_LIST:=}"
+: "${SWEEP_NAME:=sweep}"
 TILES="$WORK/tiles"
 CACHE="$WORK/cache"
 RUN="$WORK/runs/$RUN_NAME"
+SWEEP_RUNS="$WORK/sweeps/$SWEEP_NAME"
+# The training flags that are set, as trainer arguments.
+TRAIN_ARGS=(--device "$DEVICE" --seed "$SEED")
+[ -n "$RECIPE" ] && TRAIN_ARGS+=(--recipe "$RECIPE")
+[ -n "$EPOCHS" ] && TRAIN_ARGS+=(--epochs "$EPOCHS")
+[ -n "$BATCH" ] && TRAIN_ARGS+=(--batch "$BATCH")
+[ -n "$LR" ] && TRAIN_ARGS+=(--lr "$LR")
+[ -n "$OPTIMIZER" ] && TRAIN_ARGS+=(--optimizer "$OPTIMIZER")
+# shellcheck disable=SC2206
+TRAIN_ARGS+=($TRAIN_EXTRA)
 THREADS_ARG=()
 [ -n "${SLURM_CPUS_PER_TASK:-}" ] && THREADS_ARG=(--threads "$SLURM_CPUS_PER_TASK")

@@ -220,3 +220,51 @@ fn deleted_moved_and_old_mtime_photos_rerun_the_chain() {
     );
     settled("an old-mtime copy");
 }
+
+#[test]
+fn make_sweep_runs_every_setting_in_parallel_jobs_and_then_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    synth_photos(&photos, 2, 4, 256, 192, 3);
+    let work = tmp.path().join("work");
+    let sweep = [
+        "SWEEP=lr=0.002,0.004 seed=0,1",
+        "SWEEP_NAME=lr",
+        "SWEEP_JOBS=2",
+    ];
+    let mut args = vec!["-j2", "sweep"];
+    args.extend(sweep);
+    let first = stdout(&mut make(&photos, &work, &args));
+    assert!(
+        first.contains("--shard 0/2") && first.contains("--shard 1/2"),
+        "{first}"
+    );
+    let ranking = std::fs::read_to_string(work.join("sweeps/lr/ranking.txt")).unwrap();
+    let rows: Vec<&str> = ranking.lines().skip(2).collect();
+    assert_eq!(rows.len(), 4, "{ranking}");
+    assert!(rows[0].starts_with("1 "), "{ranking}");
+    for name in [
+        "lr0.002-seed0",
+        "lr0.002-seed1",
+        "lr0.004-seed0",
+        "lr0.004-seed1",
+    ] {
+        assert!(ranking.contains(name), "{name} missing: {ranking}");
+        assert!(
+            work.join("sweeps/lr")
+                .join(name)
+                .join("model.safetensors")
+                .is_file()
+        );
+    }
+    // Nothing changed: no stage runs.
+    let again = stdout(&mut make(&photos, &work, &args));
+    assert!(stages_run(&again).is_empty(), "{again}");
+    // Another sweep value reruns the sweep jobs only; the trained runs are up to date.
+    let mut wider = vec!["-j2", "sweep", "SWEEP=lr=0.002,0.004,0.008 seed=0,1"];
+    wider.extend(["SWEEP_NAME=lr", "SWEEP_JOBS=2"]);
+    let out = stdout(&mut make(&photos, &work, &wider));
+    assert_eq!(stages_run(&out), ["trainer"], "{out}");
+    let ranking = std::fs::read_to_string(work.join("sweeps/lr/ranking.txt")).unwrap();
+    assert_eq!(ranking.lines().skip(2).count(), 6, "{ranking}");
+}

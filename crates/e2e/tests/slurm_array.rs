@@ -64,3 +64,56 @@ fn four_array_tasks_in_shuffled_order_equal_one_run() {
     assert_same_tree(&single.join("cache"), &array.join("cache"));
     assert!(!array.join("tiles/.parts").exists() && !array.join("cache/.parts").exists());
 }
+
+/// Every file of a runs folder but the timing logs (log.jsonl holds times and pids).
+fn runs_tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut t = ballast_testkit::tree(dir);
+    t.retain(|k, _| !k.ends_with("log.jsonl"));
+    t
+}
+
+#[test]
+fn sweep_array_tasks_equal_one_sweep_job_and_train_takes_the_trainer_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    synth_photos(&photos, 3, 6, 320, 192, 5);
+    // One work folder (run configs name the cache's path): the single job's sweep is moved
+    // aside before the array tasks run.
+    let single = tmp.path().join("work");
+    ok(&mut job("tile.sbatch", &photos, &single, None));
+    ok(&mut job("pack.sbatch", &photos, &single, None));
+    let sweep = |task: Option<(usize, usize, usize)>| {
+        let mut c = job("sweep.sbatch", &photos, &single, task);
+        c.env("SWEEP_GRID", "lr=0.002,0.004 seed=0,1")
+            .env("SWEEP_NAME", "lr")
+            .env("EPOCHS", "1");
+        c
+    };
+    ok(&mut sweep(None));
+    let (a, b) = (tmp.path().join("one-job"), single.join("sweeps/lr"));
+    std::fs::rename(&b, &a).unwrap();
+    // --array=1-2, the second task first.
+    for id in [2, 1] {
+        ok(&mut sweep(Some((id, 2, 1))));
+    }
+    let (ta, tb) = (runs_tree(&a), runs_tree(&b));
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    for (k, v) in &ta {
+        assert!(
+            v == &tb[k],
+            "{k} differs between one sweep job and two array tasks"
+        );
+    }
+    let runs: Vec<&String> = ta.keys().filter(|k| k.ends_with("/config.json")).collect();
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    // No grid: a clear usage error, not a run.
+    let o = ballast_testkit::run(&mut job("sweep.sbatch", &photos, &single, None));
+    assert_eq!(o.status.code(), Some(2));
+
+    // train.sbatch with no training settings set trains with the trainer's own defaults.
+    ok(job("train.sbatch", &photos, &single, None).env("EPOCHS", "1"));
+    let config = ballast_testkit::read_json(&single.join("runs/default/config.json"));
+    let defaults = ballast_trainer::args::Recipe::Ballast.settings();
+    assert_eq!(config["spec"]["optimizer"]["lr"], defaults.lr);
+    assert_eq!(config["spec"]["batch"], defaults.batch);
+}

@@ -9,6 +9,7 @@
 //! - [`checkpoint`], [`run_files`], [`curves`], [`notes`]: what a run folder holds.
 //! - [`classifier`]: a finished run loaded for scoring.
 //! - [`runs_table`]: `trainer runs DIR`.
+//! - [`sweep`]: `trainer sweep`, one run per setting.
 //! - [`synthetic`]: a synthetic cache for tests, benchmarks and the GPU check.
 
 pub mod args;
@@ -26,6 +27,7 @@ pub mod run_files;
 pub mod runs_table;
 pub mod runtime;
 pub mod spec;
+pub mod sweep;
 pub mod synthetic;
 pub mod tensor_file;
 pub mod train;

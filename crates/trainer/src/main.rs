@@ -38,6 +38,40 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train one run per setting over one cache, each an ordinary run folder RUNS/NAME
+    /// (rerun: finished runs are up to date, unfinished ones resume); rank with `trainer runs`.
+    #[command(
+        after_help = "Examples:\n  trainer sweep --cache cache --runs runs/lr --grid lr=0.001,0.003,0.01 \
+                      --grid batch=16,32 -- --epochs 20\n  trainer sweep --cache cache --runs \
+                      runs/recipes --list recipes.txt --shard 0/4\n\nA --list file holds one \
+                      setting per line as KEY=VALUE words (name=NAME names its folder; # starts \
+                      a comment). Grid values are separated by commas, or by / for --conv and \
+                      --fc; a switch such as augment takes true/false."
+    )]
+    Sweep {
+        /// Tensor cache folder made by packer: every run trains on it.
+        #[arg(long, value_name = "DIR")]
+        cache: PathBuf,
+        /// Folder of the runs: one run folder per setting, named for its flags.
+        #[arg(long, value_name = "DIR")]
+        runs: PathBuf,
+        /// A swept flag and its values, KEY=V1,V2,... (repeatable: every combination is run).
+        #[arg(long, value_name = "KEY=VALUES")]
+        grid: Vec<String>,
+        /// A file of settings, one per line (runs before the --grid combinations).
+        #[arg(long, value_name = "FILE")]
+        list: Option<PathBuf>,
+        /// Train only this job's part of the settings, I/N (0-based; settings k with k % N ==
+        /// I) [default: SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, else all].
+        #[arg(long, value_name = "I/N", value_parser = ballast_cli::parse_shard)]
+        shard: Option<ballast_format::JobShard>,
+        /// CPU threads of every run [default: RAYON_NUM_THREADS, else all cores].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Trainer flags given to every run (after --), e.g. -- --epochs 20 --augment.
+        #[arg(last = true, value_name = "TRAINER FLAGS")]
+        base: Vec<String>,
+    },
     /// Write a synthetic cache (oriented stripes) for benchmarks and device checks.
     #[command(hide = true)]
     SynthCache {
@@ -60,13 +94,20 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let explicit: BTreeSet<String> = matches
+mod sweep_cli;
+
+/// The ids of the flags given on the command line (what `--resume` compares).
+fn explicit_ids(matches: &clap::ArgMatches) -> BTreeSet<String> {
+    matches
         .ids()
         .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
         .map(|id| id.as_str().to_string())
-        .collect();
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let explicit = explicit_ids(&matches);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -89,6 +130,24 @@ fn main() -> ExitCode {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Sweep {
+            cache,
+            runs,
+            grid,
+            list,
+            shard,
+            threads,
+            base,
+        }) => sweep_cli::run(&sweep_cli::SweepCli {
+            cache,
+            runs,
+            grid,
+            list,
+            shard,
+            threads,
+            base,
+            quiet: cli.common.quiet,
+        }),
         Some(Command::SynthCache {
             out,
             size,

@@ -10,6 +10,8 @@ use crate::run_files::{self, CONFIG_FILE, METRICS_FILE, RunConfig};
 /// One run, summarised.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunRow {
+    /// 1 for the highest val accuracy of the kept model; none for runs without a finished epoch.
+    pub rank: Option<usize>,
     pub name: String,
     pub optimizer: String,
     pub lr: f64,
@@ -61,6 +63,7 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             Ok(c) => c,
             Err(e) => {
                 rows.push(RunRow {
+                    rank: None,
                     name,
                     optimizer: "?".into(),
                     lr: f64::NAN,
@@ -94,6 +97,7 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
         });
         let s = &config.spec;
         rows.push(RunRow {
+            rank: None,
             name,
             optimizer: s.optimizer.kind.as_str().into(),
             lr: s.optimizer.lr,
@@ -120,13 +124,20 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             .total_cmp(&a.best_val_acc.unwrap_or(-1.0))
             .then(a.name.cmp(&b.name))
     });
+    for (k, r) in rows
+        .iter_mut()
+        .filter(|r| r.best_val_acc.is_some())
+        .enumerate()
+    {
+        r.rank = Some(k + 1);
+    }
     Ok(rows)
 }
 
 /// The rows as an aligned text table.
 pub fn render(rows: &[RunRow]) -> String {
     let header = [
-        "run", "optim", "lr", "batch", "sched", "epochs", "conv", "fc", "size", "val acc",
+        "#", "run", "optim", "lr", "batch", "sched", "epochs", "conv", "fc", "size", "val acc",
         "val loss", "best ep", "max acc", "time",
     ];
     let pct = |v: Option<f64>| {
@@ -136,6 +147,7 @@ pub fn render(rows: &[RunRow]) -> String {
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         table.push(vec![
+            r.rank.map(|k| k.to_string()).unwrap_or("-".into()),
             r.name.clone(),
             r.optimizer.clone(),
             format!("{}", r.lr),
@@ -170,7 +182,7 @@ pub fn render(rows: &[RunRow]) -> String {
             .enumerate()
             .map(|(c, v)| {
                 // Names and words left-aligned, numbers right-aligned.
-                if matches!(c, 0 | 1 | 4 | 6 | 7) {
+                if matches!(c, 1 | 2 | 5 | 7 | 8) {
                     format!("{v:<w$}", w = widths[c])
                 } else {
                     format!("{v:>w$}", w = widths[c])

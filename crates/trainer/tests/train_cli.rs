@@ -436,11 +436,11 @@ fn runs_table_compares_runs() {
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert!(
-        lines[0].starts_with("run") && lines[0].contains("val acc"),
+        lines[0].starts_with("#  run") && lines[0].contains("val acc"),
         "{out}"
     );
-    assert!(lines[2].starts_with("good"), "best first: {out}");
-    assert!(lines[3].starts_with("weak"), "{out}");
+    assert!(lines[2].starts_with("1  good"), "best first: {out}");
+    assert!(lines[3].starts_with("2  weak"), "{out}");
     assert!(
         lines[2].contains("4/4") && lines[3].contains("1/1"),
         "{out}"
@@ -450,6 +450,10 @@ fn runs_table_compares_runs() {
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 2);
     assert_eq!(rows[0]["name"], "good");
+    assert_eq!(
+        (rows[0]["rank"].as_u64(), rows[1]["rank"].as_u64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(rows[1]["lr"], 0.001);
     assert!(rows[0]["best_val_acc"].as_f64().unwrap() > rows[1]["best_val_acc"].as_f64().unwrap());
 }

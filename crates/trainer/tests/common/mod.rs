@@ -80,6 +80,8 @@ pub fn small_args(cache: &Path, run: &Path, epochs: usize) -> Vec<String> {
         "4,8",
         "--fc",
         "16",
+        "--recipe",
+        "report",
         "--lr",
         "0.05",
         "--batch",
