@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use ballast_cli::CommonArgs;
 use ballast_format::JobShard;
-use ballast_format::tiler_files::WindowMode;
+use ballast_format::tiler_files::{SplitRule, WindowMode};
 use ballast_tiler::config::{self, Config, parse_pixels};
 use ballast_tiler::encode::PngCompression;
 use ballast_tiler::{RunOutcome, run};
@@ -35,9 +35,12 @@ struct Cli {
     /// Grid step in pixels (default: --size, i.e. non-overlapping). Implies --grid.
     #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(1..))]
     stride: Option<u32>,
-    /// Share of PHOTOS (not tiles) that go to val, decided by a stable hash of each photo's path.
+    /// Share of PHOTOS (not tiles) that go to val, per class with --split stratified.
     #[arg(long, default_value_t = config::DEFAULT_VAL_FRACTION, value_parser = parse_fraction)]
     val_fraction: f64,
+    /// How photos are assigned to train and val. Byte-identical photos always share a side.
+    #[arg(long, value_enum, default_value_t = SplitArg::Stratified)]
+    split: SplitArg,
     /// Seed of the random window positions.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -69,6 +72,26 @@ struct Cli {
     decode_only: bool,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum SplitArg {
+    /// Per class, photos ranked by a hash of their content; the first round(n × fraction) go
+    /// to val, at least 1 and at most n−1 for a class of n ≥ 2 photos (a single photo trains).
+    /// Adding a photo moves at most about one old photo per class
+    Stratified,
+    /// Each photo to val when a hash of its content is below the fraction: adding photos
+    /// never moves old ones, but a small class can get no val photo, or a single train photo
+    Hash,
+}
+
+impl From<SplitArg> for SplitRule {
+    fn from(s: SplitArg) -> SplitRule {
+        match s {
+            SplitArg::Stratified => SplitRule::Stratified,
+            SplitArg::Hash => SplitRule::ContentHash,
+        }
+    }
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
@@ -111,6 +134,7 @@ fn main() -> ExitCode {
             val_fraction: cli.val_fraction,
             seed: cli.seed,
             split_seed: cli.split_seed,
+            split: cli.split.into(),
             png_compression: cli.png_compression,
             max_pixels: cli.max_pixels,
             shard,
