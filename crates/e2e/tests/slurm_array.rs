@@ -19,7 +19,8 @@ fn job(script: &str, photos: &Path, work: &Path, task: Option<(usize, usize, usi
         .env("SLURM_CPUS_PER_TASK", "1")
         .env_remove("SLURM_ARRAY_TASK_ID")
         .env_remove("SLURM_ARRAY_TASK_COUNT")
-        .env_remove("SLURM_ARRAY_TASK_MIN");
+        .env_remove("SLURM_ARRAY_TASK_MIN")
+        .env_remove("SPLIT");
     if let Some((id, count, min)) = task {
         c.env("SLURM_ARRAY_TASK_ID", id.to_string())
             .env("SLURM_ARRAY_TASK_COUNT", count.to_string())
@@ -63,4 +64,22 @@ fn four_array_tasks_in_shuffled_order_equal_one_run() {
     assert_same_tree(&single.join("tiles"), &array.join("tiles"));
     assert_same_tree(&single.join("cache"), &array.join("cache"));
     assert!(!array.join("tiles/.parts").exists() && !array.join("cache/.parts").exists());
+}
+
+#[test]
+fn the_split_setting_reaches_the_tiler() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    synth_photos(&photos, 2, 3, 192, 128, 6);
+    for (split, rule) in [(None, "stratified"), (Some("hash"), "content-hash")] {
+        let work = tmp.path().join(format!("work-{rule}"));
+        let mut tile = job("tile.sbatch", &photos, &work, None);
+        if let Some(s) = split {
+            tile.env("SPLIT", s);
+        }
+        ok(&mut tile);
+        let summary = std::fs::read(work.join("tiles/tiler.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&summary).unwrap();
+        assert_eq!(v["params"]["split"], rule);
+    }
 }

@@ -324,3 +324,46 @@ fn remove_unlisted(out: &Path, keep: &HashSet<&str>) -> Result<usize, TilerError
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(name: &str, train: u64, val: u64) -> ClassCounts {
+        ClassCounts {
+            class: name.into(),
+            train_photos: train,
+            val_photos: val,
+            train_tiles: train * 3,
+            val_tiles: val * 3,
+        }
+    }
+
+    #[test]
+    fn thin_classes_are_named_with_their_counts() {
+        let classes = [
+            class("fine", 4, 2),
+            class("lonely", 1, 0),
+            class("coarse", 0, 3),
+            class("empty", 0, 0),
+            class("pair", 1, 1),
+        ];
+        assert_eq!(
+            split_warnings(&classes, 0.3),
+            [
+                "class lonely has no val photo (1 train, 0 val): it is never validated",
+                "class lonely has a single train photo (1 train, 0 val): it is trained on one photo",
+                "class coarse has no train photo (0 train, 3 val): it is never trained on",
+                "class empty has no tiled photo",
+                "class pair has a single val photo (1 train, 1 val): its val accuracy rests on one photo",
+                "class pair has a single train photo (1 train, 1 val): it is trained on one photo",
+            ]
+        );
+        // A side the fraction asks to leave empty is not warned about; a single photo is.
+        assert_eq!(
+            split_warnings(&[class("fine", 4, 0), class("lonely", 1, 0)], 0.0),
+            ["class lonely has a single train photo (1 train, 0 val): it is trained on one photo"]
+        );
+        assert!(split_warnings(&[class("fine", 0, 4)], 1.0).is_empty());
+    }
+}

@@ -200,7 +200,9 @@ fn a_class_of_one_photo_is_warned_about_under_either_rule() {
                 "class lonely has a single val photo (0 train, 1 val): its val accuracy rests on one photo",
             ]
         };
-        assert_eq!(rule == "stratified", t == 1);
+        if rule == "stratified" {
+            assert_eq!(t, 1);
+        }
         for e in expected {
             assert!(w.iter().any(|x| x == e), "{rule}: {w:?}");
             assert!(log.contains(e), "{rule}: {log}");
@@ -221,6 +223,7 @@ fn adding_photos_moves_at_most_one_old_photo_per_class() {
     let args = ["--size", "64", "--val-fraction", "0.3"];
     run_ok(&p, &out, &args);
     let mut before = side_of_photos(&out);
+    let mut moves = 0;
     for round in 0..4u32 {
         for c in 0..3u32 {
             photo(
@@ -239,6 +242,7 @@ fn adding_photos_moves_at_most_one_old_photo_per_class() {
             }
         }
         assert!(moved.values().all(|&n| n <= 1), "round {round}: {moved:?}");
+        moves += moved.values().sum::<usize>();
         // Photos that kept their side were not tiled again.
         let kept = before.len() - moved.values().sum::<usize>();
         assert!(log.contains(&format!("{kept} unchanged")), "{log}");
@@ -249,4 +253,6 @@ fn adding_photos_moves_at_most_one_old_photo_per_class() {
         }
         before = after;
     }
+    // The trade-off is real: some old photo did change side (and was tiled again).
+    assert!(moves > 0);
 }
