@@ -127,7 +127,10 @@ mod tests {
         .iter()
         .map(|r| serde_json::to_string(r).unwrap())
         .collect();
-        assert_eq!(names, ["\"path-hash\"", "\"content-hash\"", "\"stratified\""]);
+        assert_eq!(
+            names,
+            ["\"path-hash\"", "\"content-hash\"", "\"stratified\""]
+        );
         // A summary written before `warnings` existed (and one before `split` existed).
         let old = r#"{"format":"ballast-tiler/1","params":{"size":64,
             "windows":{"kind":"grid","stride":64},"val_fraction":0.2,"seed":0,"split_seed":0,

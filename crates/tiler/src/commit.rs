@@ -161,7 +161,12 @@ fn check_sides(
         .iter()
         .zip(outcomes)
         .filter_map(|(p, o)| Some((p.class.as_str(), o.state.digest.as_deref()?)));
-    let plan = SplitPlan::new(params.split, members, params.val_fraction, params.split_seed);
+    let plan = SplitPlan::new(
+        params.split,
+        members,
+        params.val_fraction,
+        params.split_seed,
+    );
     for t in outcomes.iter().flat_map(|o| &o.tiles) {
         if plan.split_of(&t.photo_digest) != Some(t.split) {
             return Err(TilerError::Inconsistent(format!(

@@ -115,7 +115,10 @@ mod tests {
         };
         remember(
             &mut known,
-            [&state("c/a.jpg", stat_a, "recorded"), &state("c/b.jpg", older, "stale")],
+            [
+                &state("c/a.jpg", stat_a, "recorded"),
+                &state("c/b.jpg", older, "stale"),
+            ],
         );
         // A later record for the same photo does not replace the first one.
         remember(&mut known, [&state("c/a.jpg", stat_a, "later")]);
@@ -128,7 +131,10 @@ mod tests {
             ]
         );
         let preset = HashMap::from([(1, state("c/b.jpg", stat_b, "x"))]);
-        assert_eq!(examine(&listing, &preset, &known, true)[1], Examined::Preset);
+        assert_eq!(
+            examine(&listing, &preset, &known, true)[1],
+            Examined::Preset
+        );
         std::fs::remove_file(class.join("b.jpg")).unwrap();
         assert!(matches!(
             examine(&listing, &HashMap::new(), &known, true)[1],

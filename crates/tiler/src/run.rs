@@ -227,7 +227,9 @@ impl Prior {
         }
         prepass::remember(&mut known, self.journal.values());
         match self.committed.as_ref().map(|c| &c.outcomes) {
-            Some(outcomes) if !outcomes.is_empty() => prepass::remember(&mut known, outcomes.values()),
+            Some(outcomes) if !outcomes.is_empty() => {
+                prepass::remember(&mut known, outcomes.values())
+            }
             // Other parameters (or none committed): the stat cache still knows the contents.
             _ => {
                 let states = state::recorded_states(&cfg.out);
@@ -264,7 +266,10 @@ fn examine_photos(
         .iter()
         .zip(&examined)
         .filter(|(p, e)| {
-            e.digest().is_some() && !known.get(&p.rel).is_some_and(|(s, _)| p.stat.as_ref() == Ok(s))
+            e.digest().is_some()
+                && !known
+                    .get(&p.rel)
+                    .is_some_and(|(s, _)| p.stat.as_ref() == Ok(s))
         })
         .count();
     if hashed > 0 {
@@ -343,7 +348,11 @@ fn tile_owned(
 ) -> Result<(Vec<PhotoOutcome>, JobStats), TilerError> {
     let cfg = work.cfg;
     let owned = owned_photos(work.listing.photos.len(), cfg.shard);
-    let journal = Journal::open(&cfg.out, &cfg.shard.tag(), &state::params_digest(work.params))?;
+    let journal = Journal::open(
+        &cfg.out,
+        &cfg.shard.tag(),
+        &state::params_digest(work.params),
+    )?;
     let bar = ballast_cli::progress(owned.len() as u64, "photos", cfg.quiet);
     let on_done = |k: usize, done: &Result<Done, TilerError>| {
         bar.inc(1);
@@ -620,7 +629,10 @@ fn up_to_date(
         if c.state.stat() != *stat
             || c.state.digest.is_none()
             || !c.tiles.iter().all(|t| existing.contains(&t.tile))
-            || !c.tiles.iter().all(|t| plan.split_of(&t.photo_digest) == Some(t.split))
+            || !c
+                .tiles
+                .iter()
+                .all(|t| plan.split_of(&t.photo_digest) == Some(t.split))
         {
             return None;
         }

@@ -205,11 +205,8 @@ mod tests {
             // One side for the digest (a map cannot hold two), decided in c0, whose 7 units
             // still give round(2.38) = 2 val photos; c1 counts the copy toward its own k.
             let side = sides[&shared];
-            let c0_alone: Vec<(String, String)> = members
-                .iter()
-                .filter(|(c, _)| c == "c0")
-                .cloned()
-                .collect();
+            let c0_alone: Vec<(String, String)> =
+                members.iter().filter(|(c, _)| c == "c0").cloned().collect();
             assert_eq!(plan(&c0_alone, 0.34, seed)[&shared], side, "seed {seed}");
             assert_eq!(val_in(&sides, &members, "c0"), 2);
             assert_eq!(val_in(&sides, &members, "c1"), 2);
@@ -229,9 +226,14 @@ mod tests {
                     let class = format!("c{c}");
                     let moved = members
                         .iter()
-                        .filter(|(cl, d)| *cl == class && before.get(d).is_some_and(|s| after[d] != *s))
+                        .filter(|(cl, d)| {
+                            *cl == class && before.get(d).is_some_and(|s| after[d] != *s)
+                        })
                         .count();
-                    assert!(moved <= 1, "f {f}, step {i}: {moved} photos of {class} moved");
+                    assert!(
+                        moved <= 1,
+                        "f {f}, step {i}: {moved} photos of {class} moved"
+                    );
                     let n = members.iter().filter(|(cl, _)| *cl == class).count();
                     assert_eq!(val_in(&after, &members, &class), val_count(n, f));
                 }

@@ -80,7 +80,10 @@ fn six_photos_per_class_give_two_val_and_four_train_in_every_class() {
     let summary = read_json(&out.join("tiler.json"));
     assert_eq!(summary["params"]["split"], "stratified");
     for c in summary["classes"].as_array().unwrap() {
-        assert_eq!((&c["train_photos"], &c["val_photos"]), (&4.into(), &2.into()));
+        assert_eq!(
+            (&c["train_photos"], &c["val_photos"]),
+            (&4.into(), &2.into())
+        );
     }
     assert!(warnings(&out).is_empty(), "{:?}", warnings(&out));
     assert!(log.contains("hashed 30 of 30 photos"), "{log}");
@@ -89,10 +92,19 @@ fn six_photos_per_class_give_two_val_and_four_train_in_every_class() {
     // and switching back needs no hashing: the recorded digests still hold.
     assert!(run_ok(&p, &out, ISSUE).contains("up to date"));
     let hash = run_ok(&p, &out, &[ISSUE, &["--split", "hash"]].concat());
-    assert!(!hash.contains("up to date") && !hash.contains("hashed"), "{hash}");
-    assert_eq!(read_json(&out.join("tiler.json"))["params"]["split"], "content-hash");
+    assert!(
+        !hash.contains("up to date") && !hash.contains("hashed"),
+        "{hash}"
+    );
+    assert_eq!(
+        read_json(&out.join("tiler.json"))["params"]["split"],
+        "content-hash"
+    );
     let again = run_ok(&p, &out, ISSUE);
-    assert!(!again.contains("up to date") && !again.contains("hashed"), "{again}");
+    assert!(
+        !again.contains("up to date") && !again.contains("hashed"),
+        "{again}"
+    );
     assert_eq!(photos_per_side(&out), counts);
 }
 
@@ -132,7 +144,11 @@ fn sharded_jobs_make_the_single_job_split() {
     for jobs in [2, 3] {
         let out = dir.path().join(format!("sharded-{jobs}"));
         for i in (0..jobs).rev() {
-            run_ok(&p, &out, &[&args[..], &["--shard", &format!("{i}/{jobs}")]].concat());
+            run_ok(
+                &p,
+                &out,
+                &[&args[..], &["--shard", &format!("{i}/{jobs}")]].concat(),
+            );
         }
         assert_same_tree(&whole, &out);
     }
@@ -166,11 +182,17 @@ fn the_hash_rule_reproduces_the_earlier_manifest() {
     let out = dir.path().join("tiles");
     run_ok(&p, &out, &[HASH_ARGS, &["--split", "hash"]].concat());
     let manifest = std::fs::read(out.join("manifest.jsonl")).unwrap();
-    assert_eq!(blake3::hash(&manifest).to_hex().as_str(), HASH_MANIFEST_BLAKE3);
+    assert_eq!(
+        blake3::hash(&manifest).to_hex().as_str(),
+        HASH_MANIFEST_BLAKE3
+    );
     // The stratified rule splits the same photos differently (one tile set, other sides).
     let strat = dir.path().join("strat");
     run_ok(&p, &strat, HASH_ARGS);
-    assert_ne!(std::fs::read(strat.join("manifest.jsonl")).unwrap(), manifest);
+    assert_ne!(
+        std::fs::read(strat.join("manifest.jsonl")).unwrap(),
+        manifest
+    );
     assert_eq!(manifest_rows(&strat).len(), manifest_rows(&out).len());
 }
 
@@ -207,10 +229,16 @@ fn a_class_of_one_photo_is_warned_about_under_either_rule() {
             assert!(w.iter().any(|x| x == e), "{rule}: {w:?}");
             assert!(log.contains(e), "{rule}: {log}");
         }
-        assert!(w.iter().all(|x| x.contains("lonely") || rule == "hash"), "{w:?}");
+        assert!(
+            w.iter().all(|x| x.contains("lonely") || rule == "hash"),
+            "{w:?}"
+        );
         // Up to date, the warnings are repeated.
         let again = run_ok(&p, &out, &args);
-        assert!(again.contains("up to date") && again.contains(expected[0]), "{again}");
+        assert!(
+            again.contains("up to date") && again.contains(expected[0]),
+            "{again}"
+        );
     }
 }
 
