@@ -38,7 +38,11 @@ struct Cli {
     /// Share of PHOTOS (not tiles) that go to val, per class with --split stratified.
     #[arg(long, default_value_t = config::DEFAULT_VAL_FRACTION, value_parser = parse_fraction)]
     val_fraction: f64,
-    /// How photos are assigned to train and val. Byte-identical photos always share a side.
+    /// Train/val rule. stratified: per class, the first round(n × --val-fraction) of its n
+    /// photos ranked by a hash of their content go to val, at least 1 and at most n−1 (a single
+    /// photo trains); adding a photo moves at most one old photo per class. hash: each photo to
+    /// val when its content's hash is below --val-fraction; nothing ever moves, but a small
+    /// class can get no val photo. Byte-identical photos always share a side.
     #[arg(long, value_enum, default_value_t = SplitArg::Stratified)]
     split: SplitArg,
     /// Seed of the random window positions.
@@ -76,12 +80,8 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum SplitArg {
-    /// Per class, photos ranked by a hash of their content; the first round(n × fraction) go
-    /// to val, at least 1 and at most n−1 for a class of n ≥ 2 photos (a single photo trains).
-    /// Adding a photo moves at most about one old photo per class
+    // (Described in the flag's help: variant docs would switch clap to its long help layout.)
     Stratified,
-    /// Each photo to val when a hash of its content is below the fraction: adding photos
-    /// never moves old ones, but a small class can get no val photo, or a single train photo
     Hash,
 }
 
