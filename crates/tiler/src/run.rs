@@ -591,12 +591,15 @@ fn warn_duplicates(summary: &TilerSummary) {
 /// Photos and tiles per class and side, then the split's warnings.
 fn log_classes(summary: &TilerSummary) {
     for c in &summary.classes {
+        let photos = |n: u64| if n == 1 { "photo" } else { "photos" };
         tracing::info!(
-            "class {}: {} train photos ({} tiles), {} val photos ({} tiles)",
+            "class {}: {} train {} ({} tiles), {} val {} ({} tiles)",
             c.class,
             c.train_photos,
+            photos(c.train_photos),
             c.train_tiles,
             c.val_photos,
+            photos(c.val_photos),
             c.val_tiles
         );
     }
