@@ -708,8 +708,9 @@ impl TileWork<'_> {
     /// A photo whose content is not the one the split was planned with.
     fn changed(&self, rel: &str) -> TilerError {
         TilerError::Inconsistent(format!(
-            "{} changed after the split was planned (its content is not the one hashed before \
-             tiling); rerun",
+            "{}: its content is not the one the split was planned with (rewritten during the \
+             run, or rewritten earlier keeping its size and mtime); rerun, with --force if this \
+             repeats",
             shown(&self.cfg.input, rel)
         ))
     }
