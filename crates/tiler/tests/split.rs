@@ -286,3 +286,35 @@ fn adding_photos_moves_at_most_one_old_photo_per_class() {
     // The trade-off is real: some old photo did change side (and was tiled again).
     assert!(moves > 0);
 }
+
+#[test]
+fn a_photo_rewritten_behind_its_recorded_stat_stops_the_run_until_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("photos");
+    photo_tree(&p, 2, 4, 100, 80);
+    let out = dir.path().join("tiles");
+    run_ok(&p, &out, &["--size", "64", "--val-fraction", "0.3"]);
+    // Same size and mtime, other bytes: the recorded digest no longer holds.
+    let victim = p.join("class1/IMG_0002.jpg");
+    let mtime = std::fs::metadata(&victim).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&victim, &bytes).unwrap();
+    let f = std::fs::File::options().write(true).open(&victim).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    // Other parameters, so the stat cache (not the committed tiles) supplies the digest.
+    let args = ["--size", "64", "--val-fraction", "0.4"];
+    let o = common::run(&p, &out, &args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("IMG_0002.jpg") && err.contains("--force"),
+        "{err}"
+    );
+    run_ok(&p, &out, &[&args[..], &["--force"]].concat());
+    let rows = manifest_rows(&out);
+    let digest = blake3::hash(&bytes).to_hex().to_string();
+    assert!(rows.iter().any(|r| r["photo_digest"] == digest.as_str()));
+}
