@@ -6,6 +6,7 @@
 : "${TILE_SIZE:=500}"
 : "${TILE_MODE:=--grid}"
 : "${VAL_FRACTION:=0.2}"
+: "${SPLIT:=}"                           # stratified or hash (empty: the tiler's default)
 : "${SEED:=0}"
 : "${MAX_BAD:=10}"
 : "${SIZE:=64}"
@@ -40,5 +41,7 @@ TRAIN_ARGS=(--device "$DEVICE" --seed "$SEED")
 [ -n "$OPTIMIZER" ] && TRAIN_ARGS+=(--optimizer "$OPTIMIZER")
 # shellcheck disable=SC2206
 TRAIN_ARGS+=($TRAIN_EXTRA)
+SPLIT_ARG=()
+[ -n "$SPLIT" ] && SPLIT_ARG=(--split "$SPLIT")
 THREADS_ARG=()
 [ -n "${SLURM_CPUS_PER_TASK:-}" ] && THREADS_ARG=(--threads "$SLURM_CPUS_PER_TASK")

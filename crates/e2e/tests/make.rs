@@ -25,7 +25,8 @@ fn make(photos: &Path, work: &Path, extra: &[&str]) -> Command {
         .arg("VAL_FRACTION=0.3")
         .args(extra)
         .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS");
+        .env_remove("MFLAGS")
+        .env_remove("SPLIT");
     c
 }
 
@@ -131,6 +132,29 @@ fn parallel_tiler_jobs_under_make_j_equal_one_job() {
     assert_same_tree(&one.join("tiles"), &two.join("tiles"));
 }
 
+#[test]
+fn the_split_variable_reaches_the_tiler_and_reruns_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    synth_photos(&photos, 2, 4, 256, 192, 9);
+    let work = tmp.path().join("work");
+    let rule = || {
+        let summary = std::fs::read(work.join("tiles/tiler.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&summary).unwrap();
+        v["params"]["split"].as_str().unwrap().to_string()
+    };
+    // Empty SPLIT: the tiler's default.
+    let first = stdout(&mut make(&photos, &work, &["tiles"]));
+    assert!(!first.contains("--split"), "{first}");
+    assert_eq!(rule(), "stratified");
+    let hash = stdout(&mut make(&photos, &work, &["tiles", "SPLIT=hash"]));
+    assert_eq!(stages_run(&hash), ["tiler"], "{hash}");
+    assert!(hash.contains("--split hash"), "{hash}");
+    assert_eq!(rule(), "content-hash");
+    let again = stdout(&mut make(&photos, &work, &["tiles", "SPLIT=hash"]));
+    assert!(stages_run(&again).is_empty(), "{again}");
+}
+
 /// Manifest rows' (photo, class) pairs.
 fn manifest_photos(work: &Path) -> std::collections::BTreeSet<(String, String)> {
     std::fs::read_to_string(work.join("tiles/manifest.jsonl"))
@@ -151,7 +175,8 @@ fn deleted_moved_and_old_mtime_photos_rerun_the_chain() {
     let tmp = tempfile::tempdir().unwrap();
     let photos = tmp.path().join("photos");
     // The set of the test above (seed 7): each class keeps photos on both sides of the split
-    // through the deletion and the move below (the split is by content, so it cannot move).
+    // through the deletion and the move below (the stratified split keeps at least one photo
+    // on each side of a class of two or more).
     synth_photos(&photos, 2, 6, 256, 192, 7);
     let extra = tmp.path().join("extra");
     synth_photos(&extra, 2, 1, 256, 192, 10);

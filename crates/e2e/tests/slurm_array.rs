@@ -19,7 +19,8 @@ fn job(script: &str, photos: &Path, work: &Path, task: Option<(usize, usize, usi
         .env("SLURM_CPUS_PER_TASK", "1")
         .env_remove("SLURM_ARRAY_TASK_ID")
         .env_remove("SLURM_ARRAY_TASK_COUNT")
-        .env_remove("SLURM_ARRAY_TASK_MIN");
+        .env_remove("SLURM_ARRAY_TASK_MIN")
+        .env_remove("SPLIT");
     if let Some((id, count, min)) = task {
         c.env("SLURM_ARRAY_TASK_ID", id.to_string())
             .env("SLURM_ARRAY_TASK_COUNT", count.to_string())
@@ -116,4 +117,22 @@ fn sweep_array_tasks_equal_one_sweep_job_and_train_takes_the_trainer_defaults() 
     let defaults = ballast_trainer::args::Recipe::Ballast.settings();
     assert_eq!(config["spec"]["optimizer"]["lr"], defaults.lr);
     assert_eq!(config["spec"]["batch"], defaults.batch);
+}
+
+#[test]
+fn the_split_setting_reaches_the_tiler() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    synth_photos(&photos, 2, 3, 192, 128, 6);
+    for (split, rule) in [(None, "stratified"), (Some("hash"), "content-hash")] {
+        let work = tmp.path().join(format!("work-{rule}"));
+        let mut tile = job("tile.sbatch", &photos, &work, None);
+        if let Some(s) = split {
+            tile.env("SPLIT", s);
+        }
+        ok(&mut tile);
+        let summary = std::fs::read(work.join("tiles/tiler.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&summary).unwrap();
+        assert_eq!(v["params"]["split"], rule);
+    }
 }

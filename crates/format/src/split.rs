@@ -1,10 +1,12 @@
-//! The train/val split, decided per photo by a stable hash of its content (the BLAKE3 digest of
-//! the photo file).
+//! The train/val split, decided per photo from a stable hash of its content (the BLAKE3 digest
+//! of the photo file): [`Split::unit`].
 //!
-//! A photo's split depends only on its own bytes, the split seed and the val fraction, so adding
-//! or removing other photos never moves it, no photo can feed both splits, and byte-identical
-//! copies of a photo (under other names, or in other class folders) always share one split:
-//! a path-based rule would send copies to both sides, the leak this rule exists to prevent.
+//! Under the content-hash rule ([`Split::of_content`]) a photo's split depends only on its own
+//! bytes, the split seed and the val fraction, so adding or removing other photos never moves
+//! it. The tiler's stratified rule ranks each class's photos by the same [`Split::unit`]
+//! instead. Either way no photo can feed both splits, and byte-identical copies of a photo
+//! (under other names, or in other class folders) always share one split: a path-based rule
+//! would send copies to both sides, the leak these rules exist to prevent.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +38,8 @@ impl Split {
         }
     }
 
-    /// The photo's position in [0, 1): photos below the val fraction go to val.
+    /// The photo's position in [0, 1): under the content-hash rule photos below the val
+    /// fraction go to val; the stratified rule ranks a class's photos by it.
     pub fn unit(digest: &str, split_seed: u64) -> f64 {
         let h = KeyHasher::new("ballast.split.content.v1")
             .u64(split_seed)

@@ -27,8 +27,13 @@ pub enum SplitRule {
     /// that their output is redone; never written).
     #[default]
     PathHash,
-    /// A hash of the photo's content digest: byte-identical photos share a split.
+    /// A hash of the photo's content digest: byte-identical photos share a split, and adding
+    /// photos never moves old ones, but a small class can end up with no val (or train) photo.
     ContentHash,
+    /// Per class, the photos ranked by the same content hash and the first
+    /// round(n · val_fraction) of them (at least one, at most n − 1) sent to val: every class
+    /// stays near the fraction; adding a photo moves at most about one old photo per class.
+    Stratified,
 }
 
 /// Every parameter that changes the tiler's output.
@@ -102,4 +107,41 @@ pub struct TilerSummary {
     pub duplicates: Vec<DuplicateGroup>,
     /// BLAKE3 of `manifest.jsonl` as written alongside this summary.
     pub manifest_digest: String,
+    /// Classes the split leaves thin: no photo, or a single photo, on a side (one sentence
+    /// each, as printed on stderr). Absent from summaries written before it existed.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_rules_are_kebab_case_and_old_summaries_read() {
+        let names: Vec<String> = [
+            SplitRule::PathHash,
+            SplitRule::ContentHash,
+            SplitRule::Stratified,
+        ]
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+        assert_eq!(
+            names,
+            ["\"path-hash\"", "\"content-hash\"", "\"stratified\""]
+        );
+        // A summary written before `warnings` existed (and one before `split` existed).
+        let old = r#"{"format":"ballast-tiler/1","params":{"size":64,
+            "windows":{"kind":"grid","stride":64},"val_fraction":0.2,"seed":0,"split_seed":0,
+            "split":"content-hash","png_compression":"fast","max_pixels":250000000},
+            "counts":{"photos":1,"photos_tiled":1,"tiles":1,"skipped":0,"bad":0},
+            "classes":[],"skipped":[],"manifest_digest":"d"}"#;
+        let s: TilerSummary = serde_json::from_str(old).unwrap();
+        assert_eq!(s.params.split, SplitRule::ContentHash);
+        assert!(s.warnings.is_empty());
+        let older = old.replace(r#""split":"content-hash","#, "");
+        let s: TilerSummary = serde_json::from_str(&older).unwrap();
+        assert_eq!(s.params.split, SplitRule::PathHash);
+    }
 }

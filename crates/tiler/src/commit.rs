@@ -17,6 +17,7 @@ use ballast_format::{Split, atomic, digest};
 use crate::error::TilerError;
 use crate::scan::Listing;
 use crate::state::{self, PhotoOutcome};
+use crate::stratify::SplitPlan;
 
 /// The stage name of the tiler's part records.
 pub const STAGE: &str = "tiler";
@@ -80,6 +81,8 @@ pub fn assemble(listing: &Listing, params: &TilerParams, outcomes: &[PhotoOutcom
             }
         }
     }
+    let classes: Vec<ClassCounts> = classes.into_values().collect();
+    let warnings = split_warnings(&classes, params.val_fraction);
     let duplicates = duplicate_groups(listing, outcomes);
     let counts = TilerCounts {
         duplicates: duplicates.iter().map(|g| g.photos.len() as u64 - 1).sum(),
@@ -93,16 +96,87 @@ pub fn assemble(listing: &Listing, params: &TilerParams, outcomes: &[PhotoOutcom
         format: TILER_FORMAT.into(),
         params: params.clone(),
         counts,
-        classes: classes.into_values().collect(),
+        classes,
         skipped,
         duplicates,
         manifest_digest: digest::of_bytes(&manifest_bytes),
+        warnings,
     };
     Assembled {
         rows,
         manifest_bytes,
         summary,
     }
+}
+
+/// One sentence per class the split leaves thin: no tiled photo at all, none on a side that
+/// `val_fraction` asks for, or a single one on a side.
+pub fn split_warnings(classes: &[ClassCounts], val_fraction: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in classes {
+        let (t, v) = (c.train_photos, c.val_photos);
+        let counts = format!("{t} train, {v} val");
+        if t == 0 && v == 0 {
+            out.push(format!("class {} has no tiled photo", c.class));
+            continue;
+        }
+        if v == 0 && val_fraction > 0.0 {
+            out.push(format!(
+                "class {} has no val photo ({counts}): it is never validated",
+                c.class
+            ));
+        }
+        if t == 0 && val_fraction < 1.0 {
+            out.push(format!(
+                "class {} has no train photo ({counts}): it is never trained on",
+                c.class
+            ));
+        }
+        if v == 1 {
+            out.push(format!(
+                "class {} has a single val photo ({counts}): its val accuracy rests on one photo",
+                c.class
+            ));
+        }
+        if t == 1 {
+            out.push(format!(
+                "class {} has a single train photo ({counts}): it is trained on one photo",
+                c.class
+            ));
+        }
+    }
+    out
+}
+
+/// Checks that every tile lies on the side the split rule gives its photo, with the plan made
+/// afresh from all jobs' outcomes: jobs that saw different contents (a photo rewritten during
+/// the run) cannot commit a plan mixed from both.
+fn check_sides(
+    listing: &Listing,
+    params: &TilerParams,
+    outcomes: &[PhotoOutcome],
+) -> Result<(), TilerError> {
+    let members = listing
+        .photos
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(p, o)| Some((p.class.as_str(), o.state.digest.as_deref()?)));
+    let plan = SplitPlan::new(
+        params.split,
+        members,
+        params.val_fraction,
+        params.split_seed,
+    );
+    for t in outcomes.iter().flat_map(|o| &o.tiles) {
+        if plan.split_of(&t.photo_digest) != Some(t.split) {
+            return Err(TilerError::Inconsistent(format!(
+                "{} was tiled into {} but the split puts its content elsewhere: the photos \
+                 changed during the run; rerun the jobs",
+                t.photo, t.split
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Groups of photos with the same content digest, in digest order.
@@ -162,6 +236,7 @@ pub fn commit(
             listing.photos.len()
         )));
     }
+    check_sides(listing, params, &outcomes)?;
     let a = assemble(listing, params, &outcomes);
     if a.summary.counts.bad > max_bad {
         return Err(TilerError::TooManyBad {
@@ -253,4 +328,47 @@ fn remove_unlisted(out: &Path, keep: &HashSet<&str>) -> Result<usize, TilerError
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(name: &str, train: u64, val: u64) -> ClassCounts {
+        ClassCounts {
+            class: name.into(),
+            train_photos: train,
+            val_photos: val,
+            train_tiles: train * 3,
+            val_tiles: val * 3,
+        }
+    }
+
+    #[test]
+    fn thin_classes_are_named_with_their_counts() {
+        let classes = [
+            class("fine", 4, 2),
+            class("lonely", 1, 0),
+            class("coarse", 0, 3),
+            class("empty", 0, 0),
+            class("pair", 1, 1),
+        ];
+        assert_eq!(
+            split_warnings(&classes, 0.3),
+            [
+                "class lonely has no val photo (1 train, 0 val): it is never validated",
+                "class lonely has a single train photo (1 train, 0 val): it is trained on one photo",
+                "class coarse has no train photo (0 train, 3 val): it is never trained on",
+                "class empty has no tiled photo",
+                "class pair has a single val photo (1 train, 1 val): its val accuracy rests on one photo",
+                "class pair has a single train photo (1 train, 1 val): it is trained on one photo",
+            ]
+        );
+        // A side the fraction asks to leave empty is not warned about; a single photo is.
+        assert_eq!(
+            split_warnings(&[class("fine", 4, 0), class("lonely", 1, 0)], 0.0),
+            ["class lonely has a single train photo (1 train, 0 val): it is trained on one photo"]
+        );
+        assert!(split_warnings(&[class("fine", 0, 4)], 1.0).is_empty());
+    }
 }

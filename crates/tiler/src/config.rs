@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ballast_format::JobShard;
-use ballast_format::tiler_files::{TilerParams, WindowMode};
+use ballast_format::tiler_files::{SplitRule, TilerParams, WindowMode};
 
 use crate::encode::PngCompression;
 use crate::photo::DEFAULT_MAX_PIXELS;
@@ -26,6 +26,8 @@ pub struct Config {
     pub seed: u64,
     /// Seeds the train/val split (kept apart from `seed`, so new windows keep the split).
     pub split_seed: u64,
+    /// How photos are assigned to train and val (see [`crate::stratify`]).
+    pub split: SplitRule,
     pub png_compression: PngCompression,
     /// Photos declaring more pixels are refused as decompression bombs.
     pub max_pixels: u64,
@@ -53,6 +55,7 @@ impl Config {
             val_fraction: DEFAULT_VAL_FRACTION,
             seed: 0,
             split_seed: 0,
+            split: SplitRule::Stratified,
             png_compression: PngCompression::Fast,
             max_pixels: DEFAULT_MAX_PIXELS,
             shard: JobShard::WHOLE,
@@ -71,7 +74,7 @@ impl Config {
             val_fraction: self.val_fraction,
             seed: self.seed,
             split_seed: self.split_seed,
-            split: ballast_format::tiler_files::SplitRule::ContentHash,
+            split: self.split,
             png_compression: self.png_compression.as_str().to_string(),
             max_pixels: self.max_pixels,
         }
@@ -94,6 +97,13 @@ impl Config {
                 "--val-fraction {} is outside 0..=1",
                 self.val_fraction
             ));
+        }
+        if self.split == SplitRule::PathHash {
+            return Err(
+                "the path-hash split of earlier versions can no longer be chosen; use the \
+                 stratified or the content-hash split"
+                    .into(),
+            );
         }
         if self.max_pixels == 0 {
             return Err("--max-pixels must be at least 1".into());
@@ -143,8 +153,12 @@ mod tests {
         let c = Config::new("in", "out");
         assert!(c.validate().is_ok());
         assert_eq!(c.params().windows, WindowMode::Grid { stride: 500 });
+        assert_eq!(c.params().split, SplitRule::Stratified);
         let mut bad = c.clone();
         bad.val_fraction = 1.5;
         assert!(bad.validate().is_err());
+        let mut old = c.clone();
+        old.split = SplitRule::PathHash;
+        assert!(old.validate().is_err());
     }
 }

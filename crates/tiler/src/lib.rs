@@ -16,10 +16,12 @@ pub mod error;
 pub mod jpeg_check;
 pub mod naming;
 pub mod photo;
+pub mod prepass;
 pub mod run;
 pub mod scan;
 pub mod schedule;
 pub mod state;
+pub mod stratify;
 pub mod windows;
 
 pub use config::Config;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use ballast_cli::CommonArgs;
 use ballast_format::JobShard;
-use ballast_format::tiler_files::WindowMode;
+use ballast_format::tiler_files::{SplitRule, WindowMode};
 use ballast_tiler::config::{self, Config, parse_pixels};
 use ballast_tiler::encode::PngCompression;
 use ballast_tiler::{RunOutcome, run};
@@ -35,9 +35,16 @@ struct Cli {
     /// Grid step in pixels (default: --size, i.e. non-overlapping). Implies --grid.
     #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(1..))]
     stride: Option<u32>,
-    /// Share of PHOTOS (not tiles) that go to val, decided by a stable hash of each photo's path.
+    /// Share of PHOTOS (not tiles) that go to val, per class with --split stratified.
     #[arg(long, default_value_t = config::DEFAULT_VAL_FRACTION, value_parser = parse_fraction)]
     val_fraction: f64,
+    /// Train/val rule. stratified: per class, the first round(n × --val-fraction) of its n
+    /// photos ranked by a hash of their content go to val, at least 1 and at most n−1 (a single
+    /// photo trains); adding a photo moves at most one old photo per class. hash: each photo to
+    /// val when its content's hash is below --val-fraction; nothing ever moves, but a small
+    /// class can get no val photo. Byte-identical photos always share a side.
+    #[arg(long, value_enum, default_value_t = SplitArg::Stratified)]
+    split: SplitArg,
     /// Seed of the random window positions.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -69,6 +76,22 @@ struct Cli {
     decode_only: bool,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum SplitArg {
+    // (Described in the flag's help: variant docs would switch clap to its long help layout.)
+    Stratified,
+    Hash,
+}
+
+impl From<SplitArg> for SplitRule {
+    fn from(s: SplitArg) -> SplitRule {
+        match s {
+            SplitArg::Stratified => SplitRule::Stratified,
+            SplitArg::Hash => SplitRule::ContentHash,
+        }
+    }
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
@@ -111,6 +134,7 @@ fn main() -> ExitCode {
             val_fraction: cli.val_fraction,
             seed: cli.seed,
             split_seed: cli.split_seed,
+            split: cli.split.into(),
             png_compression: cli.png_compression,
             max_pixels: cli.max_pixels,
             shard,

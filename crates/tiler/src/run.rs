@@ -12,7 +12,7 @@ use ballast_format::digest::{self, KeyHasher};
 use ballast_format::lock::{self, LockRequest};
 use ballast_format::manifest::TileRecord;
 use ballast_format::parts::{Collected, Parts};
-use ballast_format::tiler_files::{TilerParams, TilerSummary, WindowMode};
+use ballast_format::tiler_files::{SplitRule, TilerParams, TilerSummary, WindowMode};
 use ballast_format::{JobShard, Split, atomic};
 
 use crate::commit::{self, STAGE};
@@ -21,9 +21,11 @@ use crate::encode;
 use crate::error::TilerError;
 use crate::naming;
 use crate::photo::{self, Pixels};
+use crate::prepass::{self, Examined};
 use crate::scan::{self, FileStat, Listing};
 use crate::schedule::{self, Loaded, PhotoWork};
 use crate::state::{self, Journal, PartBody, PhotoOutcome, PhotoState, SkipNote};
+use crate::stratify::SplitPlan;
 use crate::windows;
 
 /// What this job did.
@@ -85,6 +87,56 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
     cfg.validate().map_err(TilerError::Usage)?;
     let started = Instant::now();
     atomic::set_temp_tag(&format!("j{}", cfg.shard.tag()));
+    let input_abs = check_input(cfg)?;
+    if cfg.decode_only {
+        let listing = scan::scan(&cfg.input, None)?;
+        return Ok(RunOutcome::Decoded(decode_only(cfg, &listing)));
+    }
+    let listing = list_input(cfg, &input_abs)?;
+    let params = cfg.params();
+    let out = cfg.out.as_path();
+    let generation = generation(&listing, &params);
+    // One writer: nothing below writes or deletes in OUT without this lock.
+    let lock = lock::acquire(
+        out,
+        &LockRequest {
+            stage: STAGE,
+            generation: &format!("{generation}/{}", cfg.shard.count),
+            job: cfg.shard,
+        },
+    )?;
+    atomic::remove_stale_temps(out, Some(&temp_tag(cfg.shard)))?;
+
+    let prior = Prior::load(cfg, &params)?;
+    let preset = listing_outcomes(&listing);
+    let examined = examine_photos(cfg, &listing, &preset, &prior);
+    let plan = plan_split(cfg, &listing, &examined, &prior);
+    if let Some(c) = &prior.committed
+        && let Some(n) = up_to_date(&listing, &params, c, &preset, &prior.existing, &plan)
+    {
+        return report_up_to_date(cfg, &c.summary, n);
+    }
+
+    for s in &listing.skipped {
+        tracing::warn!("skipped {}: {}", shown(&cfg.input, &s.path), s.reason);
+    }
+    let work = TileWork {
+        cfg,
+        listing: &listing,
+        params: &params,
+        preset: &preset,
+        committed: prior.committed.as_ref().map(|c| &c.outcomes),
+        journal: &prior.journal,
+        existing: &prior.existing,
+        examined: &examined,
+        plan: &plan,
+    };
+    let (outcomes, stats) = tile_owned(&work, started)?;
+    finish_job(cfg, &lock, &listing, &params, &generation, outcomes, stats)
+}
+
+/// The input folder, canonical, once it is known to be a readable folder.
+fn check_input(cfg: &Config) -> Result<PathBuf, TilerError> {
     let input_abs = fs::canonicalize(&cfg.input).map_err(|e| TilerError::Input {
         path: cfg.input.clone(),
         reason: if e.kind() == std::io::ErrorKind::NotFound {
@@ -103,12 +155,12 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
         path: cfg.input.clone(),
         reason: format!("cannot read: {e}"),
     })?;
+    Ok(input_abs)
+}
 
-    if cfg.decode_only {
-        let listing = scan::scan(&cfg.input, None)?;
-        return Ok(RunOutcome::Decoded(decode_only(cfg, &listing)));
-    }
-
+/// Creates the output folder (refusing one that holds the input) and lists the input, leaving
+/// the output out when it lies inside it.
+fn list_input(cfg: &Config, input_abs: &Path) -> Result<Listing, TilerError> {
     let out_abs = absolute_out(&cfg.out)?;
     for inner in ["", "train", "val", ".parts"] {
         let guarded = if inner.is_empty() {
@@ -125,7 +177,7 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
         }
     }
     fs::create_dir_all(&cfg.out).map_err(|e| TilerError::io(&cfg.out, e))?;
-    let exclude = out_abs.starts_with(&input_abs).then_some(cfg.out.as_path());
+    let exclude = out_abs.starts_with(input_abs).then_some(cfg.out.as_path());
     let listing = scan::scan(&cfg.input, exclude)?;
     for class in &listing.classes {
         if let Some(c) = class.chars().find(|c| c.is_control()) {
@@ -139,81 +191,174 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
             });
         }
     }
-    let params = cfg.params();
-    let pdigest = state::params_digest(&params);
-    let out = cfg.out.as_path();
-    let generation = generation(&listing, &params);
-    // One writer: nothing below writes or deletes in OUT without this lock.
-    let lock = lock::acquire(
-        out,
-        &LockRequest {
-            stage: STAGE,
-            generation: &format!("{generation}/{}", cfg.shard.count),
-            job: cfg.shard,
-        },
-    )?;
-    atomic::remove_stale_temps(out, Some(&temp_tag(cfg.shard)))?;
+    Ok(listing)
+}
 
-    let committed = if cfg.force {
-        None
-    } else {
-        state::load_committed(out, &params)?
-    };
-    let journal_prior = if cfg.force {
-        HashMap::new()
-    } else {
-        state::load_journals(out, &pdigest)
-    };
-    let existing = state::existing_tiles(out)?;
-    let preset = listing_outcomes(&listing);
+/// What earlier runs left that this one may reuse (nothing with `--force`).
+struct Prior {
+    committed: Option<state::Committed>,
+    journal: HashMap<String, PhotoOutcome>,
+    existing: HashSet<String>,
+}
 
-    if let Some(c) = &committed
-        && let Some(n) = up_to_date(&listing, &params, c, &preset, &existing)
-    {
-        if state::has_pending(out) {
-            tracing::debug!("clearing leftover parts and journals of an earlier run");
-            Parts::new(out, STAGE).clear()?;
-            state::clear_journals(out)?;
+impl Prior {
+    fn load(cfg: &Config, params: &TilerParams) -> Result<Prior, TilerError> {
+        let out = cfg.out.as_path();
+        let (committed, journal) = if cfg.force {
+            (None, HashMap::new())
+        } else {
+            (
+                state::load_committed(out, params)?,
+                state::load_journals(out, &state::params_digest(params)),
+            )
+        };
+        Ok(Prior {
+            committed,
+            journal,
+            existing: state::existing_tiles(out)?,
+        })
+    }
+
+    /// The content digests earlier runs recorded, by photo (journals first: they are newer).
+    fn known_digests(&self, cfg: &Config) -> prepass::Known {
+        let mut known = prepass::Known::new();
+        if cfg.force {
+            return known;
         }
-        let (photos, tiles, skipped, bad) = n;
-        // The same verdict as a fresh run: over --max-bad fails, even with nothing to redo.
-        if bad > cfg.max_bad {
-            return Err(TilerError::TooManyBad {
-                bad,
-                limit: cfg.max_bad,
-            });
+        prepass::remember(&mut known, self.journal.values());
+        match self.committed.as_ref().map(|c| &c.outcomes) {
+            Some(outcomes) if !outcomes.is_empty() => {
+                prepass::remember(&mut known, outcomes.values())
+            }
+            // Other parameters (or none committed): the stat cache still knows the contents.
+            _ => {
+                let states = state::recorded_states(&cfg.out);
+                let outcomes: Vec<PhotoOutcome> = states
+                    .into_iter()
+                    .map(|state| PhotoOutcome {
+                        state,
+                        tiles: Vec::new(),
+                    })
+                    .collect();
+                prepass::remember(&mut known, &outcomes);
+            }
         }
+        known
+    }
+}
+
+/// The digest pre-pass over every listed photo (see [`prepass`]); empty for the hash rule,
+/// which decides each photo on its own when it is tiled.
+fn examine_photos(
+    cfg: &Config,
+    listing: &Listing,
+    preset: &HashMap<usize, PhotoOutcome>,
+    prior: &Prior,
+) -> Vec<Examined> {
+    if cfg.split != SplitRule::Stratified {
+        return Vec::new();
+    }
+    let started = Instant::now();
+    let known = prior.known_digests(cfg);
+    let examined = prepass::examine(listing, preset, &known, cfg.quiet);
+    let hashed = listing
+        .photos
+        .iter()
+        .zip(&examined)
+        .filter(|(p, e)| {
+            e.digest().is_some()
+                && !known
+                    .get(&p.rel)
+                    .is_some_and(|(s, _)| p.stat.as_ref() == Ok(s))
+        })
+        .count();
+    if hashed > 0 {
         tracing::info!(
-            "up to date: {photos} photos, {tiles} tiles, {skipped} skipped (see tiler.json); \
-             nothing to do"
+            "stratified split: hashed {hashed} of {} photos in {:.1} s (every job hashes every \
+             photo, so all jobs make the same split)",
+            listing.photos.len(),
+            started.elapsed().as_secs_f64()
         );
-        return Ok(RunOutcome::UpToDate {
-            photos,
-            tiles,
-            skipped,
+    }
+    examined
+}
+
+/// The split of every photo content, and a note of photos the committed output has on the
+/// other side (the stratified rule moves about one photo per class when a class grows).
+fn plan_split(cfg: &Config, listing: &Listing, examined: &[Examined], prior: &Prior) -> SplitPlan {
+    let members = listing
+        .photos
+        .iter()
+        .zip(examined)
+        .filter_map(|(p, e)| Some((p.class.as_str(), e.digest()?)));
+    let plan = SplitPlan::new(cfg.split, members, cfg.val_fraction, cfg.split_seed);
+    if let Some(c) = &prior.committed {
+        let moved = c
+            .outcomes
+            .values()
+            .filter_map(|o| o.tiles.first())
+            .filter(|t| plan.split_of(&t.photo_digest).is_some_and(|s| s != t.split))
+            .count();
+        if moved > 0 {
+            tracing::info!(
+                "{moved} photos change side since the committed output (the stratified split \
+                 keeps each class near --val-fraction as it grows)"
+            );
+        }
+    }
+    plan
+}
+
+/// The up-to-date verdict: the same as a fresh run's (over --max-bad fails).
+fn report_up_to_date(
+    cfg: &Config,
+    summary: &TilerSummary,
+    (photos, tiles, skipped, bad): (u64, u64, u64, u64),
+) -> Result<RunOutcome, TilerError> {
+    let out = cfg.out.as_path();
+    if state::has_pending(out) {
+        tracing::debug!("clearing leftover parts and journals of an earlier run");
+        Parts::new(out, STAGE).clear()?;
+        state::clear_journals(out)?;
+    }
+    if bad > cfg.max_bad {
+        return Err(TilerError::TooManyBad {
+            bad,
+            limit: cfg.max_bad,
         });
     }
-
-    for s in &listing.skipped {
-        tracing::warn!("skipped {}: {}", shown(&cfg.input, &s.path), s.reason);
+    for w in &summary.warnings {
+        tracing::warn!("{w}");
     }
-    let owned = owned_photos(listing.photos.len(), cfg.shard);
-    let journal = Journal::open(out, &cfg.shard.tag(), &pdigest)?;
-    let work = TileWork {
-        cfg,
-        listing: &listing,
-        params: &params,
-        preset: &preset,
-        committed: committed.as_ref().map(|c| &c.outcomes),
-        journal: &journal_prior,
-        existing: &existing,
-    };
+    tracing::info!(
+        "up to date: {photos} photos, {tiles} tiles, {skipped} skipped (see tiler.json); \
+         nothing to do"
+    );
+    Ok(RunOutcome::UpToDate {
+        photos,
+        tiles,
+        skipped,
+    })
+}
+
+/// Tiles this job's photos (reusing what still holds) and returns their outcomes in order.
+fn tile_owned(
+    work: &TileWork<'_>,
+    started: Instant,
+) -> Result<(Vec<PhotoOutcome>, JobStats), TilerError> {
+    let cfg = work.cfg;
+    let owned = owned_photos(work.listing.photos.len(), cfg.shard);
+    let journal = Journal::open(
+        &cfg.out,
+        &cfg.shard.tag(),
+        &state::params_digest(work.params),
+    )?;
     let bar = ballast_cli::progress(owned.len() as u64, "photos", cfg.quiet);
     let on_done = |k: usize, done: &Result<Done, TilerError>| {
         bar.inc(1);
         if let Ok(d) = done {
             if let Some(note) = &d.outcome.state.skipped {
-                let path = shown(&cfg.input, &listing.photos[k].rel);
+                let path = shown(&cfg.input, &work.listing.photos[k].rel);
                 bar.suspend(|| tracing::warn!("skipped {path}: {}", note.reason));
             }
             if d.fresh
@@ -224,38 +369,42 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
         }
     };
     let in_flight = rayon::current_num_threads() + 1;
-    let results = schedule::run(&work, &owned, in_flight, &on_done);
+    let results = schedule::run(work, &owned, in_flight, &on_done);
     bar.finish_and_clear();
 
     let mut stats = JobStats {
         photos: owned.len(),
-        bad: listing.skipped.iter().filter(|s| s.bad).count() as u64,
+        bad: work.listing.skipped.iter().filter(|s| s.bad).count() as u64,
         ..JobStats::default()
     };
     let mut outcomes = Vec::with_capacity(owned.len());
     for r in results {
-        match r {
-            Some(Ok(d)) => {
-                if d.reused {
-                    stats.reused += 1;
-                } else {
-                    stats.processed += 1;
-                }
-                stats.tiles_written += d.tiles_written;
-                if let Some(note) = &d.outcome.state.skipped {
-                    stats.skipped += 1;
-                    stats.bad += note.bad as u64;
-                }
-                outcomes.push(d.outcome);
-            }
-            Some(Err(e)) => return Err(e),
-            None => {
-                return Err(TilerError::Inconsistent(
-                    "the run stopped before every photo was done".into(),
-                ));
-            }
+        let d = r.ok_or_else(|| {
+            TilerError::Inconsistent("the run stopped before every photo was done".into())
+        })??;
+        if d.reused {
+            stats.reused += 1;
+        } else {
+            stats.processed += 1;
         }
+        stats.tiles_written += d.tiles_written;
+        if let Some(note) = &d.outcome.state.skipped {
+            stats.skipped += 1;
+            stats.bad += note.bad as u64;
+        }
+        outcomes.push(d.outcome);
     }
+    log_job(cfg, &stats, started);
+    if stats.bad > cfg.max_bad {
+        return Err(TilerError::TooManyBad {
+            bad: stats.bad,
+            limit: cfg.max_bad,
+        });
+    }
+    Ok((outcomes, stats))
+}
+
+fn log_job(cfg: &Config, stats: &JobStats, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
         "job {}: {} photos ({} tiled or checked now, {} unchanged), {} tiles written, {} skipped, \
@@ -269,14 +418,6 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
         secs,
         stats.tiles_written as f64 / secs.max(1e-9)
     );
-    if stats.bad > cfg.max_bad {
-        return Err(TilerError::TooManyBad {
-            bad: stats.bad,
-            limit: cfg.max_bad,
-        });
-    }
-
-    finish_job(cfg, &lock, &listing, &params, &generation, outcomes, stats)
 }
 
 /// Records this job's part and, if it is the last of its build, commits the output. The jobs
@@ -300,14 +441,7 @@ fn finish_job(
             let all: Vec<PhotoOutcome> = bodies.into_iter().flat_map(|b| b.outcomes).collect();
             let summary = commit::commit(out, listing, params, all, cfg.max_bad)?;
             warn_duplicates(&summary);
-            for c in &summary.classes {
-                if c.val_photos == 0 && c.train_photos > 0 && cfg.val_fraction > 0.0 {
-                    tracing::warn!("class {} has no val photos", c.class);
-                }
-                if c.train_photos == 0 && c.val_photos > 0 && cfg.val_fraction < 1.0 {
-                    tracing::warn!("class {} has no train photos", c.class);
-                }
-            }
+            log_classes(&summary);
             tracing::info!(
                 "wrote {}: {} photos, {} tiled, {} tiles, {} skipped ({} bad)",
                 out.join("manifest.jsonl").display(),
@@ -454,6 +588,26 @@ fn warn_duplicates(summary: &TilerSummary) {
     }
 }
 
+/// Photos and tiles per class and side, then the split's warnings.
+fn log_classes(summary: &TilerSummary) {
+    for c in &summary.classes {
+        let photos = |n: u64| if n == 1 { "photo" } else { "photos" };
+        tracing::info!(
+            "class {}: {} train {} ({} tiles), {} val {} ({} tiles)",
+            c.class,
+            c.train_photos,
+            photos(c.train_photos),
+            c.train_tiles,
+            c.val_photos,
+            photos(c.val_photos),
+            c.val_tiles
+        );
+    }
+    for w in &summary.warnings {
+        tracing::warn!("{w}");
+    }
+}
+
 /// `Some((photos, tiles, skipped, bad))` when every photo's committed result still holds (same stat, tiles
 /// present), nothing was added or removed, and the tile folders hold exactly the listed tiles.
 fn up_to_date(
@@ -462,6 +616,7 @@ fn up_to_date(
     committed: &state::Committed,
     preset: &HashMap<usize, PhotoOutcome>,
     existing: &HashSet<String>,
+    plan: &SplitPlan,
 ) -> Option<(u64, u64, u64, u64)> {
     if committed.summary.params != *params {
         return None;
@@ -477,6 +632,10 @@ fn up_to_date(
         if c.state.stat() != *stat
             || c.state.digest.is_none()
             || !c.tiles.iter().all(|t| existing.contains(&t.tile))
+            || !c
+                .tiles
+                .iter()
+                .all(|t| plan.split_of(&t.photo_digest) == Some(t.split))
         {
             return None;
         }
@@ -519,6 +678,9 @@ struct TileWork<'a> {
     committed: Option<&'a HashMap<String, PhotoOutcome>>,
     journal: &'a HashMap<String, PhotoOutcome>,
     existing: &'a HashSet<String>,
+    /// The digest pre-pass, by listing index (empty for the hash rule).
+    examined: &'a [Examined],
+    plan: &'a SplitPlan,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -528,6 +690,31 @@ enum Source {
 }
 
 impl TileWork<'_> {
+    /// Can the earlier outcome `o` of photo `item` stand? Its content must be the one the
+    /// split was planned with, and its tiles must lie on the side the plan gives it now.
+    fn agrees(&self, item: usize, o: &PhotoOutcome) -> bool {
+        let Some(digest) = o.state.digest.as_deref() else {
+            return false;
+        };
+        if let Some(Examined::Digest(d)) = self.examined.get(item)
+            && d != digest
+        {
+            return false;
+        }
+        let side = self.plan.split_of(digest);
+        o.tiles.iter().all(|t| Some(t.split) == side)
+    }
+
+    /// A photo whose content is not the one the split was planned with.
+    fn changed(&self, rel: &str) -> TilerError {
+        TilerError::Inconsistent(format!(
+            "{}: its content is not the one the split was planned with (rewritten during the \
+             run, or rewritten earlier keeping its size and mtime); rerun, with --force if this \
+             repeats",
+            shown(&self.cfg.input, rel)
+        ))
+    }
+
     fn candidates(&self, rel: &str) -> Vec<(Source, &PhotoOutcome)> {
         let mut c = Vec::new();
         if let Some(o) = self.journal.get(rel) {
@@ -663,9 +850,13 @@ impl PhotoWork for TileWork<'_> {
                 true,
             )));
         };
+        if let Some(Examined::Unreadable(reason)) = self.examined.get(item) {
+            // Unreadable when the split was planned: it stays out of the split, and out here.
+            return Loaded::Done(Ok(Self::skipped(&p.rel, stat, None, reason.clone(), true)));
+        }
         let candidates = self.candidates(&p.rel);
         for (source, c) in &candidates {
-            if c.state.stat() == stat && c.state.digest.is_some() && self.tiles_hold(*source, c) {
+            if c.state.stat() == stat && self.agrees(item, c) && self.tiles_hold(*source, c) {
                 return Loaded::Done(Ok(Self::reuse(c, stat, false)));
             }
         }
@@ -676,8 +867,16 @@ impl PhotoWork for TileWork<'_> {
             }
         };
         let digest = digest::of_bytes(&bytes);
+        if let Some(Examined::Digest(d)) = self.examined.get(item)
+            && *d != digest
+        {
+            return Loaded::Done(Err(self.changed(&p.rel)));
+        }
         for (source, c) in &candidates {
-            if c.state.digest.as_deref() == Some(digest.as_str()) && self.tiles_hold(*source, c) {
+            if c.state.digest.as_deref() == Some(digest.as_str())
+                && self.agrees(item, c)
+                && self.tiles_hold(*source, c)
+            {
                 return Loaded::Done(Ok(Self::reuse(c, stat, true)));
             }
         }
@@ -712,7 +911,9 @@ impl PhotoWork for TileWork<'_> {
             }
         };
         // By content, so byte-identical copies of a photo can never sit on both sides.
-        let split = Split::of_content(&digest, self.cfg.val_fraction, self.cfg.split_seed);
+        let Some(split) = self.plan.split_of(&digest) else {
+            return Loaded::Done(Err(self.changed(&p.rel)));
+        };
         let dir = self.cfg.out.join(split.as_str()).join(&p.class);
         if let Err(e) = fs::create_dir_all(&dir) {
             return Loaded::Done(Err(TilerError::io(dir, e)));

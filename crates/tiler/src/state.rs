@@ -172,6 +172,18 @@ fn load_state_file(out: &Path, manifest_digest: &str) -> Option<Vec<PhotoState>>
     (file.format == STATE_FORMAT && file.manifest_digest == manifest_digest).then_some(file.photos)
 }
 
+/// Every photo state in `.tiler-state.json`, whatever manifest or parameters it was written
+/// with (the digest pre-pass only needs what each file's content was at its size and mtime).
+pub fn recorded_states(out: &Path) -> Vec<PhotoState> {
+    let Ok(bytes) = ballast_format::regular::read(&out.join(STATE_FILE)) else {
+        return Vec::new();
+    };
+    match serde_json::from_slice::<StateFile>(&bytes) {
+        Ok(file) if file.format == STATE_FORMAT => file.photos,
+        _ => Vec::new(),
+    }
+}
+
 /// The bytes of `.tiler-state.json` for a manifest about to be committed.
 pub fn state_file_bytes(manifest_digest: &str, photos: Vec<PhotoState>) -> Vec<u8> {
     let file = StateFile {

@@ -136,12 +136,12 @@ fn changes_redo_only_what_changed() {
 }
 
 #[test]
-fn adding_photos_never_moves_old_ones() {
+fn adding_photos_never_moves_old_ones_under_the_hash_split() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("photos");
     photo_tree(&p, 2, 12, 100, 80);
     let out = dir.path().join("out");
-    let args = ["--size", "64", "--val-fraction", "0.3"];
+    let args = ["--size", "64", "--val-fraction", "0.3", "--split", "hash"];
     run_ok(&p, &out, &args);
     let split_of = |out: &Path| -> std::collections::BTreeMap<String, String> {
         let mut m = std::collections::BTreeMap::new();

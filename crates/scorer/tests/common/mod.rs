@@ -11,15 +11,16 @@ pub use ballast_testkit::trees::copy_dir;
 pub use ballast_testkit::{code, stderr, stdout};
 use std::sync::OnceLock;
 
-use ballast_format::tiler_files::WindowMode;
+use ballast_format::tiler_files::{SplitRule, WindowMode};
 use clap::Parser;
 
 /// Window side the fixture is tiled at: 480×320 photos give 5×3 windows each.
 pub const TILE: u32 = 96;
 /// Sample side the fixture is packed at.
 pub const SIZE: u32 = 32;
-/// Share of photos in val and the split seed: two g1-fine photos and one g3-medium photo go to
-/// val; g2-medium-fine has none, so eval meets a class without support.
+/// Share of photos in val and the split seed, under the content-hash split: two g1-fine
+/// photos and one g3-medium photo go to val; g2-medium-fine has none, so eval meets a class
+/// without support (the stratified split would give every class a val photo).
 pub const VAL_FRACTION: f64 = 0.25;
 pub const SPLIT_SEED: u64 = 7;
 
@@ -70,6 +71,7 @@ fn build(root: PathBuf) -> Fixture {
     cfg.windows = WindowMode::Grid { stride: TILE };
     cfg.val_fraction = VAL_FRACTION;
     cfg.split_seed = SPLIT_SEED;
+    cfg.split = SplitRule::ContentHash;
     cfg.quiet = true;
     ballast_tiler::run(&cfg).expect("tiler");
     let pack = ballast_packer::PackOptions {
