@@ -25,8 +25,16 @@ if [ -z "${BIN:-}" ]; then
 fi
 PYTHON=${PYTHON:-$("$root/scripts/pyenv.sh" "$root/scripts/requirements-bench.txt")}
 
-# final_acc METRICS_JSONL: the last epoch's val accuracy.
-final_acc() { python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if "val_acc" in l][-1]["val_acc"])' "$1"; }
+# accs METRICS_JSONL: "final<TAB>kept": the last epoch's val accuracy, and that of the epoch with
+# the lowest val loss (the weights ballast keeps in model.safetensors and the scorer evaluates).
+accs() {
+  python3 - "$1" <<'PY'
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1]) if '"val_acc"' in l]
+kept = min(m, key=lambda r: (r["val_loss"], r["epoch"]))
+print(f"{m[-1]['val_acc']}\t{kept['val_acc']}")
+PY
+}
 now_ms() { date +%s%3N; }
 
 # build_cache NAME CLASSES PHOTOS_PER_CLASS WINDOWS_PER_PHOTO SIZE: synth photos of 1224×816 (a
@@ -42,14 +50,14 @@ build_cache() {
   echo "$d/cache"
 }
 
-# ballast_run CACHE RUN SEED FLAGS...: trains with --force, prints "final_acc<TAB>wall_s".
+# ballast_run CACHE RUN SEED FLAGS...: trains with --force, prints "final<TAB>kept<TAB>wall_s".
 ballast_run() {
   local cache=$1 run=$2 seed=$3 t0 t1
   shift 3
   t0=$(now_ms)
   "$B/trainer" --cache "$cache" --run "$run" --seed "$seed" --threads "$THREADS" --force --quiet "$@"
   t1=$(now_ms)
-  printf '%s\t%s\n' "$(final_acc "$run/metrics.jsonl")" "$(((t1 - t0)))e-3"
+  printf '%s\t%s\n' "$(accs "$run/metrics.jsonl")" "$(((t1 - t0)))e-3"
 }
 
 one_recipe() {
@@ -125,12 +133,12 @@ defaults_table() {
           "$epochs" >> "$rows"
       done
     done
-    # PyTorch with the recipe that did best in ballast on this cache (mean over the seeds).
+    # PyTorch with the recipe that did best in ballast on this cache (mean kept-model accuracy).
     best=$(python3 - "$rows" "$cache" <<'PY'
 import sys, statistics as st
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.startswith(sys.argv[2] + "\t")]
 names = sorted({r[1] for r in rows} - {"defaults", "pytorch"})
-print(max(names, key=lambda n: st.mean(float(r[3]) for r in rows if r[1] == n)))
+print(max(names, key=lambda n: st.mean(float(r[4]) for r in rows if r[1] == n)))
 PY
 )
     for recipe in "${RECIPES[@]}"; do
@@ -142,8 +150,8 @@ PY
           --epochs "$epochs" --batch "$batch" --optimizer "$opt" --lr "$lr" --threads "$THREADS" \
           --seed "$seed" --size "$size" > "$OUT/runs/$tag/torch-$best-s$seed.jsonl"
         t1=$(now_ms)
-        printf '%s\tpytorch\t%s\t%s\t%s\t%s\n' "$cache" "$seed" \
-          "$(final_acc "$OUT/runs/$tag/torch-$best-s$seed.jsonl")" "$(((t1 - t0)))e-3" "$epochs" \
+        printf '%s\tpytorch\t%s\t%s\t%s\t%s\t%s\n' "$cache" "$seed" \
+          "$(accs "$OUT/runs/$tag/torch-$best-s$seed.jsonl")" "$(((t1 - t0)))e-3" "$epochs" \
           "$best" >> "$rows"
       done
     done

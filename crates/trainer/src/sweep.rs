@@ -56,6 +56,11 @@ impl Setting {
     }
 }
 
+/// A setting's flags and values, in order.
+pub type Pairs = Vec<(String, Value)>;
+/// A setting as read, with the folder name a list gave it (if any).
+pub type Named = (Option<String>, Pairs);
+
 /// Whether flag `key` (long name without dashes) takes no value: asked of the binary's parser.
 pub type IsSwitch<'a> = &'a dyn Fn(&str) -> Option<bool>;
 
@@ -158,10 +163,7 @@ pub fn grid(specs: &[String], is_switch: IsSwitch) -> Result<Vec<Vec<(String, Va
 
 /// A settings list: one setting per line, `KEY=VALUE` words (`name=NAME` names its folder),
 /// blank lines and `#` comments ignored. Returns (line's name if given, pairs).
-pub fn list(
-    text: &str,
-    is_switch: IsSwitch,
-) -> Result<Vec<(Option<String>, Vec<(String, Value)>)>> {
+pub fn list(text: &str, is_switch: IsSwitch) -> Result<Vec<Named>> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -198,10 +200,10 @@ pub fn name_of(pairs: &[(String, Value)]) -> String {
     }
     let words: Vec<String> = pairs
         .iter()
-        .filter_map(|(k, v)| match v {
-            Value::Text(t) => Some(format!("{k}{t}")),
-            Value::Switch(true) => Some(k.clone()),
-            Value::Switch(false) => Some(format!("no-{k}")),
+        .map(|(k, v)| match v {
+            Value::Text(t) => format!("{k}{t}"),
+            Value::Switch(true) => k.clone(),
+            Value::Switch(false) => format!("no-{k}"),
         })
         .collect();
     words
@@ -216,7 +218,7 @@ pub fn name_of(pairs: &[(String, Value)]) -> String {
 }
 
 /// Names and checks the settings: folder names must be unique and safe.
-pub fn settings(named: Vec<(Option<String>, Vec<(String, Value)>)>) -> Result<Vec<Setting>> {
+pub fn settings(named: Vec<Named>) -> Result<Vec<Setting>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(named.len());
     for (name, pairs) in named {
