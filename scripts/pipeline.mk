@@ -26,6 +26,9 @@ TILE_MODE    ?= --grid
 VAL_FRACTION ?= 0.2
 # stratified or hash (empty: the tiler's default, stratified)
 SPLIT        ?=
+# png (tile files, inspectable) or none (manifest only: the packer cuts the windows from the
+# photos; empty: the tiler's default, png)
+TILE_FILES   ?=
 SEED         ?= 0
 MAX_BAD      ?= 10
 TILER_JOBS   ?= 1
@@ -61,7 +64,8 @@ PARAMS := $(WORK)/.params
 
 THREADS_ARG := $(if $(THREADS),--threads $(THREADS),)
 SPLIT_ARG   := $(if $(SPLIT),--split $(SPLIT),)
-TILER_ARGS  := --size $(TILE_SIZE) $(TILE_MODE) --val-fraction $(VAL_FRACTION) $(SPLIT_ARG) --seed $(SEED) --max-bad $(MAX_BAD) $(THREADS_ARG)
+TILE_FILES_ARG := $(if $(TILE_FILES),--tile-files $(TILE_FILES),)
+TILER_ARGS  := --size $(TILE_SIZE) $(TILE_MODE) --val-fraction $(VAL_FRACTION) $(SPLIT_ARG) $(TILE_FILES_ARG) --seed $(SEED) --max-bad $(MAX_BAD) $(THREADS_ARG)
 PACKER_ARGS := --size $(SIZE) --jitter $(JITTER) --copies $(COPIES) --seed $(SEED) $(THREADS_ARG)
 opt = $(if $(2),--$(1) $(2),)
 TRAIN_SETTINGS := $(call opt,recipe,$(RECIPE)) $(call opt,epochs,$(EPOCHS)) $(call opt,batch,$(BATCH)) $(call opt,lr,$(LR)) $(call opt,momentum,$(MOMENTUM)) $(call opt,optimizer,$(OPTIMIZER)) --device $(DEVICE) --seed $(SEED) $(TRAIN_EXTRA)

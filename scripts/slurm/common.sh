@@ -7,6 +7,7 @@
 : "${TILE_MODE:=--grid}"
 : "${VAL_FRACTION:=0.2}"
 : "${SPLIT:=}"                           # stratified or hash (empty: the tiler's default)
+: "${TILE_FILES:=}"                      # png or none (no tile files: the packer reads the photos)
 : "${SEED:=0}"
 : "${MAX_BAD:=10}"
 : "${SIZE:=64}"
@@ -43,5 +44,7 @@ TRAIN_ARGS=(--device "$DEVICE" --seed "$SEED")
 TRAIN_ARGS+=($TRAIN_EXTRA)
 SPLIT_ARG=()
 [ -n "$SPLIT" ] && SPLIT_ARG=(--split "$SPLIT")
+TILE_FILES_ARG=()
+[ -n "$TILE_FILES" ] && TILE_FILES_ARG=(--tile-files "$TILE_FILES")
 THREADS_ARG=()
 [ -n "${SLURM_CPUS_PER_TASK:-}" ] && THREADS_ARG=(--threads "$SLURM_CPUS_PER_TASK")

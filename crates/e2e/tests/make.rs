@@ -26,7 +26,8 @@ fn make(photos: &Path, work: &Path, extra: &[&str]) -> Command {
         .args(extra)
         .env_remove("MAKEFLAGS")
         .env_remove("MFLAGS")
-        .env_remove("SPLIT");
+        .env_remove("SPLIT")
+        .env_remove("TILE_FILES");
     c
 }
 
@@ -152,6 +153,28 @@ fn the_split_variable_reaches_the_tiler_and_reruns_it() {
     assert!(hash.contains("--split hash"), "{hash}");
     assert_eq!(rule(), "content-hash");
     let again = stdout(&mut make(&photos, &work, &["tiles", "SPLIT=hash"]));
+    assert!(stages_run(&again).is_empty(), "{again}");
+}
+
+#[test]
+fn tile_files_none_packs_the_same_cache_without_tile_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    synth_photos(&photos, 2, 3, 256, 192, 4);
+    let (png, none) = (tmp.path().join("png"), tmp.path().join("none"));
+    stdout(&mut make(&photos, &png, &["cache"]));
+    let out = stdout(&mut make(&photos, &none, &["cache", "TILE_FILES=none"]));
+    assert!(out.contains("--tile-files none"), "{out}");
+    let files = ballast_e2e::tree(&none.join("tiles"));
+    assert!(!files.keys().any(|f| f.ends_with(".png")), "{files:?}");
+    let shards = |work: &Path| {
+        let t = ballast_e2e::tree(&work.join("cache"));
+        t.into_iter()
+            .filter(|(f, _)| f.ends_with(".safetensors"))
+            .count()
+    };
+    assert!(shards(&none) > 0 && shards(&none) == shards(&png));
+    let again = stdout(&mut make(&photos, &none, &["cache", "TILE_FILES=none"]));
     assert!(stages_run(&again).is_empty(), "{again}");
 }
 

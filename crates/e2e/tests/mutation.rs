@@ -244,7 +244,7 @@ fn manifests_never_panic() {
     std::fs::create_dir_all(&tiles).unwrap();
     let rows: Vec<ballast_format::manifest::TileRecord> = (0..4u32)
         .map(|i| ballast_format::manifest::TileRecord {
-            tile: format!("train/a/p{i}-00000000_x00000_y00000_s8.png"),
+            tile: Some(format!("train/a/p{i}-00000000_x00000_y00000_s8.png")),
             photo: format!("a/p{i}.jpg"),
             class: ["a", "b"][i as usize % 2].into(),
             split: [ballast_format::Split::Train, ballast_format::Split::Val][i as usize / 3],
@@ -252,7 +252,7 @@ fn manifests_never_panic() {
             y: 0,
             size: 8,
             photo_digest: ballast_format::digest::of_bytes(&[i as u8]),
-            tile_digest: ballast_format::digest::of_bytes(&[i as u8, 1]),
+            tile_digest: Some(ballast_format::digest::of_bytes(&[i as u8, 1])),
             photo_width: 16,
             photo_height: 16,
         })

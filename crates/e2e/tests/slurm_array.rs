@@ -20,7 +20,8 @@ fn job(script: &str, photos: &Path, work: &Path, task: Option<(usize, usize, usi
         .env_remove("SLURM_ARRAY_TASK_ID")
         .env_remove("SLURM_ARRAY_TASK_COUNT")
         .env_remove("SLURM_ARRAY_TASK_MIN")
-        .env_remove("SPLIT");
+        .env_remove("SPLIT")
+        .env_remove("TILE_FILES");
     if let Some((id, count, min)) = task {
         c.env("SLURM_ARRAY_TASK_ID", id.to_string())
             .env("SLURM_ARRAY_TASK_COUNT", count.to_string())
@@ -135,4 +136,24 @@ fn the_split_setting_reaches_the_tiler() {
         let v: serde_json::Value = serde_json::from_slice(&summary).unwrap();
         assert_eq!(v["params"]["split"], rule);
     }
+}
+
+#[test]
+fn tile_files_none_array_tasks_equal_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    synth_photos(&photos, 2, 4, 256, 160, 2);
+    let (single, array) = (tmp.path().join("single"), tmp.path().join("array"));
+    ok(job("tile.sbatch", &photos, &single, None).env("TILE_FILES", "none"));
+    ok(&mut job("pack.sbatch", &photos, &single, None));
+    for id in [1, 0] {
+        ok(job("tile.sbatch", &photos, &array, Some((id, 2, 0))).env("TILE_FILES", "none"));
+    }
+    for id in [3, 1, 0, 2] {
+        ok(&mut job("pack.sbatch", &photos, &array, Some((id, 4, 0))));
+    }
+    let summary = ballast_testkit::read_json(&single.join("tiles/tiler.json"));
+    assert_eq!(summary["params"]["tile_files"], "none");
+    assert_same_tree(&single.join("cache"), &array.join("cache"));
+    assert_same_tree(&single.join("tiles"), &array.join("tiles"));
 }

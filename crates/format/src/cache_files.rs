@@ -309,12 +309,30 @@ pub fn train_moments(shards: &[ShardEntry], size: u32) -> Option<(f64, f64)> {
 /// A tile the packer could not use (within `--max-bad`), and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BadTile {
-    /// Tile path relative to the tiles folder, as in the manifest.
+    /// Tile path relative to the tiles folder, as in the manifest, or for a window without a
+    /// tile file its reference `PHOTO#xX_yY_sS` (then the bad input is the photo).
     pub tile: String,
     pub photo: String,
     /// The shard file the tile's samples would have gone to.
     pub shard: String,
     pub reason: String,
+}
+
+impl BadTile {
+    /// The file that was bad: the tile, or the photo of a window reference.
+    pub fn input(&self) -> &str {
+        match self.tile.strip_prefix(self.photo.as_str()) {
+            Some(rest) if rest.starts_with('#') => &self.photo,
+            _ => &self.tile,
+        }
+    }
+}
+
+/// How many bad inputs (what `--max-bad` limits) a list of bad samples comes from: a photo
+/// that spoils all its windows counts once.
+pub fn bad_inputs(bad: &[BadTile]) -> u64 {
+    let files: std::collections::BTreeSet<&str> = bad.iter().map(BadTile::input).collect();
+    files.len() as u64
 }
 
 /// Tile and sample counts of one class, by split.

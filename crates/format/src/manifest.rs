@@ -12,12 +12,16 @@ use crate::split::Split;
 
 pub const MANIFEST_FILE: &str = "manifest.jsonl";
 
-/// One tile cut from one photo.
+/// One window cut from one photo: a PNG tile file (`tiler --tile-files png`, the default), or
+/// a window reference only (`--tile-files none`: no `tile` and `tile_digest`; the packer cuts
+/// the window from the photo itself).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TileRecord {
     /// Tile path relative to the tiles folder, `/`-separated, e.g.
-    /// `train/coarse/IMG_0001-3fa2c1d9_x00000_y00500_s500-8b41e0c7.png`.
-    pub tile: String,
+    /// `train/coarse/IMG_0001-3fa2c1d9_x00000_y00500_s500-8b41e0c7.png`; absent for a window
+    /// without a tile file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tile: Option<String>,
     /// Photo path relative to the input folder, e.g. `coarse/IMG_0001.jpg`.
     pub photo: String,
     pub class: String,
@@ -30,8 +34,9 @@ pub struct TileRecord {
     /// BLAKE3 of the photo file's bytes.
     pub photo_digest: String,
     /// BLAKE3 of the tile PNG's bytes, so later stages detect a changed tile without trusting
-    /// timestamps.
-    pub tile_digest: String,
+    /// timestamps; present exactly when `tile` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tile_digest: Option<String>,
     /// Photo size after EXIF orientation.
     pub photo_width: u32,
     pub photo_height: u32,
@@ -78,8 +83,11 @@ impl TileRecord {
     pub fn problem(&self) -> Option<String> {
         let hex =
             |s: &str| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !hex(&self.photo_digest) || !hex(&self.tile_digest) {
+        if !hex(&self.photo_digest) || !self.tile_digest.as_deref().is_none_or(hex) {
             return Some("digests must be 64 lowercase hex digits".into());
+        }
+        if self.tile.is_some() != self.tile_digest.is_some() {
+            return Some("`tile` and `tile_digest` must come together (or both be absent)".into());
         }
         if self.class.is_empty() || self.class.chars().any(char::is_control) {
             return Some(format!(
@@ -95,6 +103,47 @@ impl TileRecord {
             ));
         }
         None
+    }
+}
+
+impl TileRecord {
+    /// The sample's identity: its window (photo path, x, y, size), whatever file (if any) holds
+    /// its pixels. Jitter seeds derive from it, so PNG tiles and photos give the same samples.
+    pub fn window_key(&self) -> WindowKey<'_> {
+        WindowKey {
+            photo: &self.photo,
+            x: self.x,
+            y: self.y,
+            size: self.size,
+        }
+    }
+
+    /// What names this sample in messages and provenance: the tile file when there is one,
+    /// else the window reference (see [`WindowKey::reference`]).
+    pub fn name(&self) -> String {
+        match &self.tile {
+            Some(t) => t.clone(),
+            None => self.window_key().reference(),
+        }
+    }
+}
+
+/// A window of a photo: what identifies a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WindowKey<'a> {
+    pub photo: &'a str,
+    pub x: u32,
+    pub y: u32,
+    pub size: u32,
+}
+
+impl WindowKey<'_> {
+    /// `PHOTO#x00000_y00500_s2400`: the name of a window that has no tile file.
+    pub fn reference(&self) -> String {
+        format!(
+            "{}#x{:05}_y{:05}_s{}",
+            self.photo, self.x, self.y, self.size
+        )
     }
 }
 
@@ -120,7 +169,7 @@ mod tests {
 
     fn row(i: u32) -> TileRecord {
         TileRecord {
-            tile: format!("train/a/p-00000000_x{i:05}_y00000_s8.png"),
+            tile: Some(format!("train/a/p-00000000_x{i:05}_y00000_s8.png")),
             photo: "a/p.jpg".into(),
             class: "a".into(),
             split: Split::Train,
@@ -128,7 +177,7 @@ mod tests {
             y: 0,
             size: 8,
             photo_digest: "0".repeat(64),
-            tile_digest: "1".repeat(64),
+            tile_digest: Some("1".repeat(64)),
             photo_width: 100,
             photo_height: 50,
         }
@@ -145,5 +194,22 @@ mod tests {
         text.push_str("{\"tile\": 3}\n");
         let err = parse(&p, &text).unwrap_err().to_string();
         assert!(err.contains(":3:"), "{err}");
+    }
+
+    #[test]
+    fn window_rows_have_no_tile_fields_and_both_or_neither() {
+        let mut r = row(16);
+        r.tile = None;
+        r.tile_digest = None;
+        let text = String::from_utf8(to_bytes(std::slice::from_ref(&r))).unwrap();
+        assert!(!text.contains("tile"), "{text}");
+        let p = Path::new(MANIFEST_FILE);
+        assert_eq!(parse(p, &text).unwrap(), vec![r.clone()]);
+        assert_eq!(r.name(), "a/p.jpg#x00016_y00000_s8");
+        let mut half = row(0);
+        half.tile_digest = None;
+        let text = String::from_utf8(to_bytes(&[half])).unwrap();
+        let err = parse(p, &text).unwrap_err().to_string();
+        assert!(err.contains("must come together"), "{err}");
     }
 }

@@ -36,6 +36,31 @@ pub enum SplitRule {
     Stratified,
 }
 
+/// Whether the tiler writes each window as a PNG tile file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TileFiles {
+    /// Lossless PNG tiles under `train/` and `val/` (inspectable; what ImageFolder tools read).
+    #[default]
+    Png,
+    /// No tile files: the manifest's rows are window references and the packer cuts the
+    /// windows from the photos (no intermediate copy of the pixels on disk).
+    None,
+}
+
+impl TileFiles {
+    pub fn is_png(&self) -> bool {
+        *self == TileFiles::Png
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TileFiles::Png => "png",
+            TileFiles::None => "none",
+        }
+    }
+}
+
 /// Every parameter that changes the tiler's output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TilerParams {
@@ -50,6 +75,9 @@ pub struct TilerParams {
     pub png_compression: String,
     /// Photos with more pixels than this are refused as decompression bombs.
     pub max_pixels: u64,
+    /// Absent (PNG) in summaries of PNG runs, so their bytes are those of earlier versions.
+    #[serde(default, skip_serializing_if = "TileFiles::is_png")]
+    pub tile_files: TileFiles,
 }
 
 /// An input that was not tiled, and why.
@@ -107,6 +135,10 @@ pub struct TilerSummary {
     pub duplicates: Vec<DuplicateGroup>,
     /// BLAKE3 of `manifest.jsonl` as written alongside this summary.
     pub manifest_digest: String,
+    /// The input folder (absolute) when the rows are window references (`--tile-files none`):
+    /// where the packer finds the photos. Absent for PNG tiles, which need no photos later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
     /// Classes the split leaves thin: no photo, or a single photo, on a side (one sentence
     /// each, as printed on stderr). Absent from summaries written before it existed.
     #[serde(default)]

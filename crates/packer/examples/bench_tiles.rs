@@ -103,7 +103,7 @@ fn main() {
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
             std::fs::write(&path, &bytes).expect("write tile");
             TileRecord {
-                tile,
+                tile: Some(tile),
                 photo,
                 class: class.into(),
                 split,
@@ -111,7 +111,7 @@ fn main() {
                 y,
                 size: px,
                 photo_digest,
-                tile_digest: digest::of_bytes(&bytes),
+                tile_digest: Some(digest::of_bytes(&bytes)),
                 photo_width: 8 * px,
                 photo_height: per_photo.div_ceil(8) * px,
             }

@@ -12,6 +12,7 @@ use ballast_format::atomic::{self, Durability};
 use ballast_format::cache_files::{
     BadTile, CACHE_FORMAT, CacheIndex, INDEX_FILE, PACKER_SUMMARY_FILE, PACKER_SUMMARY_FORMAT,
     PackerClassCounts, PackerCounts, PackerSummary, ShardEntry, SplitStats, SplitsStats,
+    bad_inputs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -50,13 +51,12 @@ pub fn assemble(
     let mut bad = bad.to_vec();
     bad.sort_by(|a, b| a.tile.cmp(&b.tile));
     bad.dedup();
-    if bad.len() as u64 > max_bad {
+    let inputs = bad_inputs(&bad);
+    if inputs > max_bad {
         let b = &bad[0];
         return Err(PackError::Input(format!(
-            "{} bad tiles, more than --max-bad {max_bad}; first: {}: {}",
-            bad.len(),
-            b.tile,
-            b.reason
+            "{inputs} bad inputs, more than --max-bad {max_bad}; first: {}: {}",
+            b.tile, b.reason
         )));
     }
 

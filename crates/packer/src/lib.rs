@@ -8,6 +8,7 @@
 //! jobs finish, and [`verify`] for checking a cache against its index.
 
 pub mod build;
+pub mod cut;
 pub mod error;
 pub mod finish;
 pub mod pack;

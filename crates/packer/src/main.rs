@@ -44,6 +44,10 @@ struct PackArgs {
     /// The cache folder to create or update.
     #[arg(long, required = true)]
     out: Option<PathBuf>,
+    /// Where the photos of a `tiler --tile-files none` manifest are, when they moved since
+    /// tiling (default: the input folder tiler.json records). Digests are checked either way.
+    #[arg(long, value_name = "DIR")]
+    photos: Option<PathBuf>,
     /// Sample side in pixels (at least 8).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=4096))]
     size: u32,
@@ -68,7 +72,8 @@ struct PackArgs {
     /// Rebuild every shard even if up to date.
     #[arg(long)]
     force: bool,
-    /// Skip up to N missing/corrupt/changed tiles (listed in packer.json) instead of failing.
+    /// Skip up to N missing/corrupt/changed inputs (tiles, or photos of window references;
+    /// listed in packer.json) instead of failing.
     #[arg(long, default_value_t = 0)]
     max_bad: u64,
 }
@@ -132,6 +137,7 @@ fn run_pack(a: PackArgs, common: &CommonArgs) -> anyhow::Result<ExitCode> {
             seed: a.seed,
             shards: a.shards,
         },
+        photos: a.photos,
         job,
         force: a.force,
         max_bad: a.max_bad,

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use ballast_format::JobShard;
 use ballast_format::atomic;
-use ballast_format::cache_files::{BadTile, INDEX_FILE, ShardEntry};
+use ballast_format::cache_files::{BadTile, INDEX_FILE, ShardEntry, bad_inputs};
 use ballast_format::lock::{self, LockRequest};
 use ballast_format::parts::{Collected, Parts};
 
@@ -34,10 +34,14 @@ pub struct PackOptions {
     pub tiles: PathBuf,
     pub out: PathBuf,
     pub settings: Settings,
+    /// The photo folder of window references (`--photos`), instead of the one tiler.json
+    /// records (for photos moved since tiling).
+    pub photos: Option<PathBuf>,
     pub job: JobShard,
     /// Rebuild every owned shard even if up to date.
     pub force: bool,
-    /// Bad tiles (missing, unreadable, corrupt, changed) that may be skipped and reported.
+    /// Bad inputs (tiles, or photos of window references: missing, unreadable, corrupt,
+    /// changed) that may be skipped and reported.
     pub max_bad: u64,
     /// Hide the progress bar.
     pub quiet: bool,
@@ -101,7 +105,7 @@ pub fn pack(o: &PackOptions) -> Result<PackReport, PackError> {
             o.settings.copies
         );
     }
-    let plan = Plan::from_tiles(&o.tiles, &o.settings)?;
+    let plan = Plan::from_tiles_with(&o.tiles, &o.settings, o.photos.as_deref())?;
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
@@ -161,7 +165,7 @@ pub fn pack(o: &PackOptions) -> Result<PackReport, PackError> {
     let result = (|| -> Result<(), PackError> {
         for &k in &to_build {
             let shard = &plan.shards[k];
-            let allowed = o.max_bad.saturating_sub(bad.len() as u64);
+            let allowed = o.max_bad.saturating_sub(bad_inputs(&bad));
             let tmp = o.out.join(format!(".{}.tmp-{tag}-staged", shard.file));
             let built = build_shard(&plan, shard, &tmp, allowed, &bar)?;
             staged.push((built.staged, o.out.join(&shard.file)));

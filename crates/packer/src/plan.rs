@@ -22,8 +22,11 @@ use ballast_format::digest::{self, KeyHasher};
 use ballast_format::manifest::{MANIFEST_FILE, TileRecord};
 use ballast_format::relpath::resolve_inside;
 use ballast_format::shard_file::{self, SHARD_FORMAT};
+use ballast_format::tiler_files::{TILER_SUMMARY_FILE, TilerSummary};
 
 use crate::error::PackError;
+use ballast_tiler::photo::DEFAULT_MAX_PIXELS;
+
 use crate::preprocess::{LUMA, RESIZE};
 
 /// Most samples in one default-sized shard.
@@ -49,7 +52,23 @@ pub struct Row {
     /// 1-based line in the manifest.
     pub line: usize,
     pub label: u32,
+    /// The file that holds the row's pixels: its tile, or (a window reference) its photo.
     pub path: PathBuf,
+}
+
+impl Row {
+    /// The row's pixels come from its photo (`tiler --tile-files none`), not a tile file.
+    pub fn from_photo(&self) -> bool {
+        self.rec.tile.is_none()
+    }
+
+    /// BLAKE3 that `path`'s bytes must have.
+    pub fn expected_digest(&self) -> &str {
+        self.rec
+            .tile_digest
+            .as_deref()
+            .unwrap_or(&self.rec.photo_digest)
+    }
 }
 
 /// One shard to be made.
@@ -82,6 +101,11 @@ pub struct SplitCounts {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub tiles_dir: PathBuf,
+    /// Where window references' photos are (from tiler.json or `--photos`); None when every
+    /// row has a tile file.
+    pub photos_dir: Option<PathBuf>,
+    /// The tiler's decompression-bomb limit, applied again when photos are decoded here.
+    pub photo_max_pixels: u64,
     pub manifest_path: PathBuf,
     pub manifest_digest: String,
     pub rows: Vec<Row>,
@@ -97,30 +121,51 @@ pub struct Plan {
 impl Plan {
     /// Reads `TILES/manifest.jsonl` and plans the cache.
     pub fn from_tiles(tiles_dir: &Path, settings: &Settings) -> Result<Plan, PackError> {
+        Plan::from_tiles_with(tiles_dir, settings, None)
+    }
+
+    /// As [`Plan::from_tiles`], with the photo folder of window references given (`--photos`)
+    /// instead of read from `tiler.json`.
+    pub fn from_tiles_with(
+        tiles_dir: &Path,
+        settings: &Settings,
+        photos: Option<&Path>,
+    ) -> Result<Plan, PackError> {
         let (manifest_path, bytes) = read_manifest_bytes(tiles_dir)?;
         let manifest_digest = digest::of_bytes(&bytes);
         let records = parse_manifest(&manifest_path, &bytes)?;
-        Plan::new(tiles_dir, manifest_path, manifest_digest, records, settings)
+        let (photos_dir, max_pixels) = if records.iter().any(|(_, r)| r.tile.is_none()) {
+            let (recorded, max_pixels) = recorded_input(tiles_dir, photos.is_some())?;
+            let dir = photos.map(Path::to_path_buf).or(recorded);
+            (dir, max_pixels)
+        } else {
+            (None, DEFAULT_MAX_PIXELS)
+        };
+        let source = Sources {
+            tiles_dir,
+            photos_dir: photos_dir.as_deref(),
+            manifest_path: &manifest_path,
+            max_pixels,
+        };
+        Plan::new(source, manifest_digest, records, settings)
     }
 
     /// Plans from parsed rows (`(line, record)`).
     pub fn new(
-        tiles_dir: &Path,
-        manifest_path: PathBuf,
+        source: Sources<'_>,
         manifest_digest: String,
         records: Vec<(usize, TileRecord)>,
         settings: &Settings,
     ) -> Result<Plan, PackError> {
-        let at = |line: usize| format!("{}:{line}", manifest_path.display());
+        let manifest_path = source.manifest_path;
         if records.is_empty() {
             return Err(PackError::Input(format!(
                 "{}: no tiles: the manifest is empty",
                 manifest_path.display()
             )));
         }
-
-        let (paths, photo_split) = check_rows(tiles_dir, &manifest_path, &records)?;
-        check_content_leaks(&manifest_path, &records)?;
+        let (paths, photo_split) = check_rows(&source, &records)?;
+        check_content_leaks(manifest_path, &records)?;
 
         let count_split = |split: Split| {
             let tiles = records.iter().filter(|(_, r)| r.split == split).count() as u64;
@@ -135,41 +180,15 @@ impl Plan {
                 manifest_path.display()
             )));
         }
-
-        // Classes: sorted unique names; a class seen only in val cannot be learnt.
-        let mut class_splits: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
-        for (line, rec) in &records {
-            let e = class_splits.entry(&rec.class).or_insert((0, 0, *line));
-            match rec.split {
-                Split::Train => e.0 += 1,
-                Split::Val => e.1 += 1,
-            }
-        }
-        let mut warnings = Vec::new();
-        for (class, &(train, val, line)) in &class_splits {
-            if train == 0 {
-                return Err(PackError::Input(format!(
-                    "{}: class {class:?} has {val} val tiles but no train tiles: the model could \
-                     never learn it (add train photos of it, or remove its val photos)",
-                    at(line)
-                )));
-            }
-            if val == 0 {
-                warnings.push(format!(
-                    "class {class:?} has no val tiles: its accuracy cannot be measured"
-                ));
-            }
-        }
+        let (classes, mut warnings) = classes_of(manifest_path, &records)?;
         if val.tiles == 0 {
             warnings.push("the val split is empty: the cache will have no val samples".into());
         }
-        let classes: Vec<String> = class_splits.keys().map(|c| c.to_string()).collect();
         let label_of: HashMap<&str, u32> = classes
             .iter()
             .enumerate()
             .map(|(i, c)| (c.as_str(), i as u32))
             .collect();
-
         let rows: Vec<Row> = records
             .into_iter()
             .zip(paths)
@@ -191,49 +210,22 @@ impl Plan {
                 samples.div_ceil(per).clamp(1, u32::MAX as u64) as u32
             })
         };
-        let train_shards = shard_count(train.tiles * settings.copies as u64);
-        let val_shards = shard_count(val.tiles);
         let params = PackerParams {
             size: settings.size,
             jitter: settings.jitter,
             copies: settings.copies,
             seed: settings.seed,
-            train_shards,
-            val_shards,
+            train_shards: shard_count(train.tiles * settings.copies as u64),
+            val_shards: shard_count(val.tiles),
             luma: LUMA.into(),
             resize: RESIZE.into(),
         };
-
-        let mut shards = Vec::with_capacity((train_shards + val_shards) as usize);
-        for (split, count, copies) in [
-            (Split::Train, train_shards, settings.copies),
-            (Split::Val, val_shards, 1),
-        ] {
-            let mut members: Vec<Vec<usize>> = vec![Vec::new(); count as usize];
-            for (i, row) in rows.iter().enumerate() {
-                if row.rec.split == split {
-                    members[shard_of_photo(&row.rec.photo, count) as usize].push(i);
-                }
-            }
-            for (index, mut tiles) in members.into_iter().enumerate() {
-                tiles.sort_by(|&a, &b| rows[a].rec.photo.cmp(&rows[b].rec.photo).then(a.cmp(&b)));
-                let mut shard = ShardPlan {
-                    split,
-                    index: index as u32,
-                    count,
-                    file: shard_file::file_name(split, index as u32, count),
-                    tiles,
-                    copies,
-                    inputs: String::new(),
-                };
-                shard.inputs = inputs_key(&params, &classes, &rows, &shard);
-                shards.push(shard);
-            }
-        }
-
+        let shards = plan_shards(&params, &classes, &rows);
         Ok(Plan {
-            tiles_dir: tiles_dir.to_path_buf(),
-            manifest_path,
+            tiles_dir: source.tiles_dir.to_path_buf(),
+            photos_dir: source.photos_dir.map(Path::to_path_buf),
+            photo_max_pixels: source.max_pixels,
+            manifest_path: manifest_path.to_path_buf(),
             manifest_digest,
             rows,
             classes,
@@ -270,6 +262,110 @@ impl Plan {
     }
 }
 
+/// Where a manifest's rows point.
+#[derive(Clone, Copy, Debug)]
+pub struct Sources<'a> {
+    pub tiles_dir: &'a Path,
+    /// The photo folder of window references (required when the manifest has any).
+    pub photos_dir: Option<&'a Path>,
+    pub manifest_path: &'a Path,
+    /// Photos declaring more pixels are refused (the tiler's `--max-pixels`).
+    pub max_pixels: u64,
+}
+
+/// The input folder and pixel limit a `--tile-files none` tiler run recorded in `tiler.json`.
+/// With `given` (`--photos`), a missing summary or folder is no error.
+fn recorded_input(tiles_dir: &Path, given: bool) -> Result<(Option<PathBuf>, u64), PackError> {
+    let path = tiles_dir.join(TILER_SUMMARY_FILE);
+    let summary = ballast_format::regular::read(&path)
+        .map_err(|e| PackError::io(&path, e))
+        .and_then(|bytes| {
+            serde_json::from_slice::<TilerSummary>(&bytes).map_err(|e| {
+                PackError::Input(format!("{}: malformed tiler summary: {e}", path.display()))
+            })
+        });
+    let summary = match summary {
+        Ok(s) => s,
+        Err(_) if given => return Ok((None, DEFAULT_MAX_PIXELS)),
+        Err(e) => return Err(e),
+    };
+    let max_pixels = summary.params.max_pixels;
+    match summary.input {
+        Some(dir) => Ok((Some(PathBuf::from(dir)), max_pixels)),
+        None if given => Ok((None, max_pixels)),
+        None => Err(PackError::Input(format!(
+            "{}: the manifest's rows are windows without tile files, but this summary records \
+             no input folder to cut them from; pass --photos DIR (the tiler's --input)",
+            path.display()
+        ))),
+    }
+}
+
+/// Classes (sorted unique names; a label is a position) and warnings about them. A class
+/// seen only in val cannot be learnt: an error.
+fn classes_of(
+    manifest_path: &Path,
+    records: &[(usize, TileRecord)],
+) -> Result<(Vec<String>, Vec<String>), PackError> {
+    let mut class_splits: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
+    for (line, rec) in records {
+        let e = class_splits.entry(&rec.class).or_insert((0, 0, *line));
+        match rec.split {
+            Split::Train => e.0 += 1,
+            Split::Val => e.1 += 1,
+        }
+    }
+    let mut warnings = Vec::new();
+    for (class, &(train, val, line)) in &class_splits {
+        if train == 0 {
+            return Err(PackError::Input(format!(
+                "{}:{line}: class {class:?} has {val} val tiles but no train tiles: the model                  could never learn it (add train photos of it, or remove its val photos)",
+                manifest_path.display()
+            )));
+        }
+        if val == 0 {
+            warnings.push(format!(
+                "class {class:?} has no val tiles: its accuracy cannot be measured"
+            ));
+        }
+    }
+    Ok((
+        class_splits.keys().map(|c| c.to_string()).collect(),
+        warnings,
+    ))
+}
+
+/// Every shard of both splits, train first: rows assigned by photo, ordered by (photo, row).
+fn plan_shards(params: &PackerParams, classes: &[String], rows: &[Row]) -> Vec<ShardPlan> {
+    let mut shards = Vec::with_capacity((params.train_shards + params.val_shards) as usize);
+    for (split, count, copies) in [
+        (Split::Train, params.train_shards, params.copies),
+        (Split::Val, params.val_shards, 1),
+    ] {
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); count as usize];
+        for (i, row) in rows.iter().enumerate() {
+            if row.rec.split == split {
+                members[shard_of_photo(&row.rec.photo, count) as usize].push(i);
+            }
+        }
+        for (index, mut tiles) in members.into_iter().enumerate() {
+            tiles.sort_by(|&a, &b| rows[a].rec.photo.cmp(&rows[b].rec.photo).then(a.cmp(&b)));
+            let mut shard = ShardPlan {
+                split,
+                index: index as u32,
+                count,
+                file: shard_file::file_name(split, index as u32, count),
+                tiles,
+                copies,
+                inputs: String::new(),
+            };
+            shard.inputs = inputs_key(params, classes, rows, &shard);
+            shards.push(shard);
+        }
+    }
+    shards
+}
+
 /// The shard (of `count`) that holds every sample of `photo`.
 pub fn shard_of_photo(photo: &str, count: u32) -> u32 {
     let h = KeyHasher::new("ballast.packer.shard.v1")
@@ -284,7 +380,8 @@ fn inputs_key(
     rows: &[Row],
     shard: &ShardPlan,
 ) -> String {
-    let mut h = KeyHasher::new("ballast.packer.inputs.v1");
+    // v2: jitter is keyed by the window (photo, x, y, size), not the tile's name.
+    let mut h = KeyHasher::new("ballast.packer.inputs.v2");
     h.str(SHARD_FORMAT)
         .str(&params.luma)
         .str(&params.resize)
@@ -302,46 +399,64 @@ fn inputs_key(
     h.u64(shard.tiles.len() as u64);
     for &i in &shard.tiles {
         let r = &rows[i];
-        h.str(&r.rec.tile)
-            .str(&r.rec.tile_digest)
+        h.str(&r.rec.name())
+            .str(r.expected_digest())
             .str(&r.rec.photo)
+            .u64(r.rec.x as u64)
+            .u64(r.rec.y as u64)
+            .u64(r.rec.size as u64)
             .u64(r.label as u64);
     }
     h.finish_hex()
 }
 
-/// Per-row checks across the manifest: paths inside the tiles folder, a class name, no tile
-/// listed twice, no photo in both splits. Returns each row's path and each photo's split.
+/// Per-row checks across the manifest: paths inside the tiles (or photos) folder, a class
+/// name, no sample listed twice, no photo in both splits. Returns each row's file and each
+/// photo's split.
 #[allow(clippy::type_complexity)]
 fn check_rows<'a>(
-    tiles_dir: &Path,
-    manifest_path: &Path,
+    source: &Sources<'_>,
     records: &'a [(usize, TileRecord)],
 ) -> Result<(Vec<PathBuf>, HashMap<&'a str, (Split, usize)>), PackError> {
-    let at = |line: usize| format!("{}:{line}", manifest_path.display());
-    let mut seen_tiles: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    let at = |line: usize| format!("{}:{line}", source.manifest_path.display());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(records.len());
     let mut photo_split: HashMap<&str, (Split, usize)> = HashMap::new();
     let mut paths = Vec::with_capacity(records.len());
     for (line, rec) in records {
-        let path = resolve_inside(tiles_dir, &rec.tile).map_err(|m| {
-            PackError::Input(format!(
-                "{}: tile {:?} is outside the tiles folder: {m}",
-                at(*line),
-                rec.tile
-            ))
-        })?;
+        let name = rec.name();
+        let path = match (&rec.tile, source.photos_dir) {
+            (Some(tile), _) => resolve_inside(source.tiles_dir, tile).map_err(|m| {
+                PackError::Input(format!(
+                    "{}: tile {tile:?} is outside the tiles folder: {m}",
+                    at(*line)
+                ))
+            })?,
+            (None, Some(photos)) => resolve_inside(photos, &rec.photo).map_err(|m| {
+                PackError::Input(format!(
+                    "{}: photo {:?} is outside the photo folder {}: {m}",
+                    at(*line),
+                    rec.photo,
+                    photos.display()
+                ))
+            })?,
+            (None, None) => {
+                return Err(PackError::Input(format!(
+                    "{}: window {name:?} has no tile file and no photo folder was given",
+                    at(*line)
+                )));
+            }
+        };
         if rec.class.is_empty() {
             return Err(PackError::Input(format!(
-                "{}: tile {:?} has an empty class name",
-                at(*line),
-                rec.tile
+                "{}: tile {name:?} has an empty class name",
+                at(*line)
             )));
         }
-        if let Some(first) = seen_tiles.insert(&rec.tile, *line) {
+        if let Some(first) = seen.insert(name, *line) {
             return Err(PackError::Input(format!(
                 "{}: tile {:?} is listed twice (first on line {first})",
                 at(*line),
-                rec.tile
+                rec.name()
             )));
         }
         match photo_split.get(rec.photo.as_str()) {
@@ -374,10 +489,12 @@ fn check_content_leaks(
 ) -> Result<(), PackError> {
     let mut seen: HashMap<(&str, bool), (Split, &str, usize)> = HashMap::new();
     for (line, rec) in records {
-        for (digest, is_photo, name) in [
-            (rec.photo_digest.as_str(), true, rec.photo.as_str()),
-            (rec.tile_digest.as_str(), false, rec.tile.as_str()),
-        ] {
+        let tile = rec.tile.as_deref().zip(rec.tile_digest.as_deref());
+        let photo = Some((rec.photo.as_str(), rec.photo_digest.as_str()));
+        for (is_photo, (name, digest)) in [(true, photo), (false, tile)]
+            .into_iter()
+            .filter_map(|(p, nd)| Some((p, nd?)))
+        {
             match seen.get(&(digest, is_photo)) {
                 Some(&(split, other, first)) if split != rec.split => {
                     let what = if is_photo { "photo" } else { "tile" };
@@ -433,7 +550,7 @@ mod tests {
 
     fn rec(tile: &str, photo: &str, class: &str, split: Split) -> TileRecord {
         TileRecord {
-            tile: tile.into(),
+            tile: Some(tile.into()),
             photo: photo.into(),
             class: class.into(),
             split,
@@ -441,7 +558,7 @@ mod tests {
             y: 0,
             size: 32,
             photo_digest: digest::of_bytes(photo.as_bytes()),
-            tile_digest: digest::of_bytes(tile.as_bytes()),
+            tile_digest: Some(digest::of_bytes(tile.as_bytes())),
             photo_width: 64,
             photo_height: 64,
         }
@@ -463,13 +580,13 @@ mod tests {
             .enumerate()
             .map(|(i, r)| (i + 1, r))
             .collect();
-        Plan::new(
-            Path::new("/t"),
-            PathBuf::from("/t/manifest.jsonl"),
-            "m".into(),
-            rows,
-            s,
-        )
+        let sources = Sources {
+            tiles_dir: Path::new("/t"),
+            photos_dir: None,
+            manifest_path: Path::new("/t/manifest.jsonl"),
+            max_pixels: DEFAULT_MAX_PIXELS,
+        };
+        Plan::new(sources, "m".into(), rows, s)
     }
 
     fn sample_set() -> Vec<TileRecord> {
@@ -544,7 +661,7 @@ mod tests {
     fn bad_manifests_are_named() {
         let s = settings(None);
         let mut v = sample_set();
-        v[4].tile = "../escape.png".into();
+        v[4].tile = Some("../escape.png".into());
         let e = plan(v, &s).unwrap_err().to_string();
         assert!(
             e.contains("manifest.jsonl:5") && e.contains("outside"),
@@ -569,7 +686,7 @@ mod tests {
 
         let mut v = sample_set();
         let mut leak = v[0].clone();
-        leak.tile = "val/b/leak.png".into();
+        leak.tile = Some("val/b/leak.png".into());
         leak.split = Split::Val;
         v.push(leak);
         assert!(plan(v, &s).unwrap_err().to_string().contains("one split"));

@@ -13,17 +13,21 @@
 //!    semantics: brightness multiplies by `b` (a blend with black), contrast blends toward the
 //!    sample's mean gray with factor `c`, each clamped to [0, 255], applied in a random order.
 //!    Computed in `f32` on the 0–255 scale and rounded once to the nearest integer at the end.
-//!    Factors are drawn by [`Jitter::draw`] from (seed, tile id, copy index).
+//!    Factors are drawn by [`Jitter::draw`] from (seed, window, copy index): the window (photo,
+//!    x, y, size) is the sample's identity, whether its pixels come from a tile or the photo.
 //!
 //! ```
+//! use ballast_format::manifest::WindowKey;
 //! use ballast_packer::preprocess::{sample_from_pixels, Jitter};
 //! // A 3×2 RGB image, downsampled to 8×8 (sizes below 8 are refused by the packer, not here).
 //! let rgb = [255u8, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30, 40, 50, 60, 70, 80, 90];
 //! let mut sample = sample_from_pixels(3, 2, 3, &rgb, 8).unwrap();
-//! Jitter::draw(0.25, 0, "train/a/t.png", 0).apply(&mut sample);
+//! let window = WindowKey { photo: "a/p.jpg", x: 0, y: 0, size: 500 };
+//! Jitter::draw(0.25, 0, window, 0).apply(&mut sample);
 //! assert_eq!(sample.len(), 64);
 //! ```
 
+use ballast_format::manifest::WindowKey;
 use ballast_format::rng::SeededRng;
 
 use crate::resample::Resampler;
@@ -33,7 +37,7 @@ pub const LUMA: &str = "bt601-pil";
 /// Name of the downsample step recorded in `index.json` (`params.resize`).
 pub const RESIZE: &str = "pil-bilinear-antialias";
 /// RNG domain of the jitter draws.
-pub const JITTER_DOMAIN: &str = "packer.jitter";
+pub const JITTER_DOMAIN: &str = "packer.jitter.window";
 /// Smallest sample side the packer accepts.
 pub const MIN_SIZE: u32 = 8;
 
@@ -357,19 +361,25 @@ impl Jitter {
         order: JitterOrder::BrightnessFirst,
     };
 
-    /// The jitter of copy `copy` of tile `tile_id` (the manifest's `tile` path) for strength
-    /// `strength` = j and the user's `seed`: from
-    /// `SeededRng::for_key("packer.jitter", seed, [tile_id, copy as u32 LE])`, draw the order
+    /// The jitter of copy `copy` of the sample cut at `window` for strength `strength` = j and
+    /// the user's `seed`: from `SeededRng::for_key("packer.jitter.window", seed, [photo path,
+    /// x, y, size, copy as u32 LE])`, draw the order
     /// (`below(2)`: 0 = brightness first), then the brightness factor, then the contrast factor,
     /// each `uniform(max(0, 1-j), 1+j)` in f64, rounded to f32. Strength 0 gives the identity.
-    pub fn draw(strength: f64, seed: u64, tile_id: &str, copy: u32) -> Jitter {
+    pub fn draw(strength: f64, seed: u64, window: WindowKey<'_>, copy: u32) -> Jitter {
         if strength <= 0.0 {
             return Jitter::IDENTITY;
         }
         let mut rng = SeededRng::for_key(
             JITTER_DOMAIN,
             seed,
-            &[tile_id.as_bytes(), &copy.to_le_bytes()],
+            &[
+                window.photo.as_bytes(),
+                &window.x.to_le_bytes(),
+                &window.y.to_le_bytes(),
+                &window.size.to_le_bytes(),
+                &copy.to_le_bytes(),
+            ],
         );
         let order = if rng.below(2) == 0 {
             JitterOrder::BrightnessFirst
@@ -532,14 +542,28 @@ mod tests {
         assert_ne!(a, b);
     }
 
+    fn w(photo: &str, x: u32, y: u32, size: u32) -> WindowKey<'_> {
+        WindowKey { photo, x, y, size }
+    }
+
     #[test]
-    fn draws_are_keyed_by_content() {
-        let a = Jitter::draw(0.25, 7, "train/a/x.png", 0);
-        assert_eq!(a, Jitter::draw(0.25, 7, "train/a/x.png", 0));
-        assert_ne!(a, Jitter::draw(0.25, 7, "train/a/x.png", 1));
-        assert_ne!(a, Jitter::draw(0.25, 8, "train/a/x.png", 0));
-        assert_ne!(a, Jitter::draw(0.25, 7, "train/a/y.png", 0));
-        assert_eq!(Jitter::draw(0.0, 7, "train/a/x.png", 3), Jitter::IDENTITY);
+    fn draws_are_keyed_by_the_window() {
+        let a = Jitter::draw(0.25, 7, w("a/x.jpg", 0, 0, 8), 0);
+        assert_eq!(a, Jitter::draw(0.25, 7, w("a/x.jpg", 0, 0, 8), 0));
+        assert_ne!(a, Jitter::draw(0.25, 7, w("a/x.jpg", 0, 0, 8), 1));
+        assert_ne!(a, Jitter::draw(0.25, 8, w("a/x.jpg", 0, 0, 8), 0));
+        assert_ne!(a, Jitter::draw(0.25, 7, w("a/y.jpg", 0, 0, 8), 0));
+        for other in [
+            w("a/x.jpg", 1, 0, 8),
+            w("a/x.jpg", 0, 1, 8),
+            w("a/x.jpg", 0, 0, 9),
+        ] {
+            assert_ne!(a, Jitter::draw(0.25, 7, other, 0));
+        }
+        assert_eq!(
+            Jitter::draw(0.0, 7, w("a/x.jpg", 0, 0, 8), 3),
+            Jitter::IDENTITY
+        );
     }
 
     #[test]
@@ -548,7 +572,7 @@ mod tests {
         let n = 4000;
         let (mut sb, mut sc, mut first_b) = (0.0f64, 0.0f64, 0);
         for i in 0..n {
-            let d = Jitter::draw(j, 0, &format!("train/c/t{i}.png"), (i % 3) as u32);
+            let d = Jitter::draw(j, 0, w("c/t.jpg", i, 0, 8), i % 3);
             for f in [d.brightness, d.contrast] {
                 assert!((0.75..=1.25).contains(&f), "{f}");
             }
@@ -561,7 +585,7 @@ mod tests {
         assert!((sc / n as f64 - 1.0).abs() < 0.01, "{}", sc / n as f64);
         assert!((1800..2200).contains(&first_b), "{first_b}");
         // j = 1 keeps factors non-negative (torchvision clamps the low end at 0).
-        let d = Jitter::draw(1.0, 0, "t", 0);
+        let d = Jitter::draw(1.0, 0, w("t", 0, 0, 1), 0);
         assert!(d.brightness >= 0.0 && d.contrast >= 0.0);
     }
 }

@@ -7,7 +7,7 @@
 //! again. Shard files are not re-hashed either (that is `packer verify`): a shard is trusted
 //! when it has the recorded size and was not modified after the index was written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -116,23 +116,33 @@ impl OldCache {
             return None;
         }
         let bad_tiles: HashMap<&str, &BadTile> = bad.iter().map(|b| (b.tile.as_str(), b)).collect();
-        let tiles_ok = shard.tiles.par_iter().all(|&row| {
+        // Each input file once (a photo holds many windows): its expected digest, and whether
+        // it was already skipped as bad.
+        let mut files: BTreeMap<&Path, (&str, bool)> = BTreeMap::new();
+        for &row in &shard.tiles {
             let r = &plan.rows[row];
-            let known_bad = bad_tiles.contains_key(r.rec.tile.as_str());
-            match std::fs::metadata(&r.path) {
-                // A missing tile is fine only if it was already skipped as bad.
-                Err(_) => known_bad,
-                Ok(m) => {
-                    let fresh = m.modified().map_or(true, |t| t >= self.index_mtime);
-                    if !fresh {
-                        return true;
+            let known_bad = bad_tiles.contains_key(r.rec.name().as_str());
+            let e = files
+                .entry(r.path.as_path())
+                .or_insert((r.expected_digest(), false));
+            e.1 |= known_bad;
+        }
+        let tiles_ok =
+            files
+                .into_par_iter()
+                .all(|(path, (want, known_bad))| match std::fs::metadata(path) {
+                    // A missing input is fine only if it was already skipped as bad.
+                    Err(_) => known_bad,
+                    Ok(m) => {
+                        let fresh = m.modified().map_or(true, |t| t >= self.index_mtime);
+                        if !fresh {
+                            return true;
+                        }
+                        // Touched since the index was written: a bad input may have been repaired,
+                        // a good one altered.
+                        !known_bad && digest::of_file(path).is_ok_and(|d| d == want)
                     }
-                    // Touched since the index was written: a bad tile may have been repaired,
-                    // a good one altered.
-                    !known_bad && digest::of_file(&r.path).is_ok_and(|d| d == r.rec.tile_digest)
-                }
-            }
-        });
+                });
         tiles_ok.then(|| Reused {
             entry: entry.clone(),
             bad: bad.to_vec(),

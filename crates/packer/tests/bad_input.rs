@@ -53,10 +53,15 @@ fn missing_tile_is_named_with_its_line() {
     let mut rows = c.rows.clone();
     rows.extend(add_photo(&c.tiles, "fine/extra.jpg", Split::Train, 2, 40));
     write_manifest(&c.tiles, &rows);
-    std::fs::remove_file(c.tiles.join(&rows[37].tile)).unwrap();
+    std::fs::remove_file(c.tiles.join(rows[37].tile.as_deref().unwrap())).unwrap();
     fails_cleanly(
         &c,
-        &[&rows[37].tile, "manifest.jsonl:38", "missing", "--max-bad"],
+        &[
+            rows[37].tile.as_deref().unwrap(),
+            "manifest.jsonl:38",
+            "missing",
+            "--max-bad",
+        ],
     );
 }
 
@@ -67,11 +72,11 @@ fn corrupt_png_is_named_and_max_bad_skips_it() {
     rows.extend(add_photo(&c.tiles, "medium/extra.jpg", Split::Train, 3, 40));
     // Truncated PNG whose digest the manifest records (the tiler wrote it like that).
     let bad = &mut rows[38];
-    let p = c.tiles.join(&bad.tile);
+    let p = c.tiles.join(bad.tile.as_deref().unwrap());
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() / 3]).unwrap();
-    bad.tile_digest = ballast_format::digest::of_file(&p).unwrap();
-    let bad_tile = bad.tile.clone();
+    bad.tile_digest = Some(ballast_format::digest::of_file(&p).unwrap());
+    let bad_tile = bad.tile.clone().unwrap();
     write_manifest(&c.tiles, &rows);
     fails_cleanly(&c, &[&bad_tile, "manifest.jsonl:39", "not a valid PNG"]);
 
@@ -108,7 +113,7 @@ fn corrupt_png_is_named_and_max_bad_skips_it() {
 #[test]
 fn skipped_missing_tile_is_packed_once_restored() {
     let c = with_good_cache();
-    let rel = c.rows[10].tile.clone();
+    let rel = c.rows[10].tile.clone().unwrap();
     let saved = std::fs::read(c.tiles.join(&rel)).unwrap();
     std::fs::remove_file(c.tiles.join(&rel)).unwrap();
     // The cache is up to date by its manifest, but a shard's tile is gone: rebuilt, skipped.
@@ -164,7 +169,7 @@ fn rows_pointing_outside_are_refused() {
     for evil in ["../x.png", "/etc/passwd"] {
         let c = with_good_cache();
         let mut rows = c.rows.clone();
-        rows[4].tile = evil.into();
+        rows[4].tile = Some(evil.into());
         write_manifest(&c.tiles, &rows);
         fails_cleanly(&c, &["manifest.jsonl:5", evil, "outside the tiles folder"]);
     }

@@ -63,8 +63,10 @@ fn contents_order_labels_provenance_and_stats() {
     assert_eq!(index.splits.val.samples, 9);
     assert_eq!(index.splits.val.per_class, vec![3, 3, 3]);
 
-    let by_tile: HashMap<&str, &ballast_format::manifest::TileRecord> =
-        rows.iter().map(|r| (r.tile.as_str(), r)).collect();
+    let by_tile: HashMap<&str, &ballast_format::manifest::TileRecord> = rows
+        .iter()
+        .map(|r| (r.tile.as_deref().unwrap(), r))
+        .collect();
     let (mut sum, mut sq, mut n) = (0f64, 0f64, 0f64);
     let mut seen = 0;
     for e in &index.shards {
@@ -84,7 +86,7 @@ fn contents_order_labels_provenance_and_stats() {
             .map(|i| {
                 let row = rows
                     .iter()
-                    .position(|r| r.tile == data.meta.tiles[i])
+                    .position(|r| r.name() == data.meta.tiles[i])
                     .unwrap();
                 (data.meta.photos[i].clone(), row, data.meta.copies[i])
             })
@@ -102,10 +104,10 @@ fn contents_order_labels_provenance_and_stats() {
             assert_eq!(data.meta.photos[i], rec.photo);
             assert_eq!(index.classes[data.labels[i] as usize], rec.class);
             let sample = &data.images[i * 256..(i + 1) * 256];
-            let (px, rgb) = rgb_of(&tiles, &rec.tile);
+            let (px, rgb) = rgb_of(&tiles, rec.tile.as_deref().unwrap());
             let mut want = sample_from_pixels(px, px, 3, &rgb, 16).unwrap();
             if e.split == Split::Train {
-                Jitter::draw(0.25, 0, &rec.tile, data.meta.copies[i]).apply(&mut want);
+                Jitter::draw(0.25, 0, rec.window_key(), data.meta.copies[i]).apply(&mut want);
                 for &p in sample {
                     sum += p as f64;
                     sq += (p as f64).powi(2);
@@ -299,8 +301,11 @@ fn jitter_zero_stores_unjittered_train_samples_and_warns_about_copies() {
     assert!(stderr(&o).contains("identical copies"), "{}", stderr(&o));
     let index = CacheIndex::read(&out).unwrap();
     let data = shard_file::read(&out.join(&index.shards[0].file), 3).unwrap();
-    let rec = rows.iter().find(|r| r.tile == data.meta.tiles[0]).unwrap();
-    let (px, rgb) = rgb_of(&tiles, &rec.tile);
+    let rec = rows
+        .iter()
+        .find(|r| r.name() == data.meta.tiles[0])
+        .unwrap();
+    let (px, rgb) = rgb_of(&tiles, rec.tile.as_deref().unwrap());
     let want = sample_from_pixels(px, px, 3, &rgb, 16).unwrap();
     assert_eq!(&data.images[..256], &want[..]);
     assert_eq!(&data.images[256..512], &want[..]);

@@ -140,15 +140,17 @@ fn tile_altered_behind_the_manifest_is_named() {
         7,
     );
     std::fs::copy(
-        root.path().join("scratch").join(&other.tile),
-        tiles.join(&rows[5].tile),
+        root.path()
+            .join("scratch")
+            .join(other.tile.as_deref().unwrap()),
+        tiles.join(rows[5].tile.as_deref().unwrap()),
     )
     .unwrap();
     let o = packer(&pack_args(&tiles, &out, &ARGS));
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
-        e.contains(&rows[5].tile) && e.contains("rerun the tiler"),
+        e.contains(rows[5].tile.as_deref().unwrap()) && e.contains("rerun the tiler"),
         "{e}"
     );
     assert!(e.contains("manifest.jsonl:6"), "{e}");

@@ -147,7 +147,8 @@ fn train_and_val_sharing_a_photo_or_tile_digest_is_refused_naming_both() {
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
-        e.contains(&rows[val].tile) && e.contains(&rows[train].tile),
+        e.contains(rows[val].tile.as_deref().unwrap())
+            && e.contains(rows[train].tile.as_deref().unwrap()),
         "{e}"
     );
 }
@@ -289,7 +290,7 @@ fn fifos_in_place_of_contract_files_are_refused_without_hanging() {
     std::fs::remove_file(&manifest).unwrap();
     std::fs::write(&manifest, saved).unwrap();
 
-    let tile = tiles.join(&rows[0].tile);
+    let tile = tiles.join(rows[0].tile.as_deref().unwrap());
     std::fs::remove_file(&tile).unwrap();
     ballast_testkit::process::mkfifo(&tile);
     let o = ballast_testkit::process::run_within(
@@ -297,7 +298,11 @@ fn fifos_in_place_of_contract_files_are_refused_without_hanging() {
         60,
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&rows[0].tile), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(rows[0].tile.as_deref().unwrap()),
+        "{}",
+        stderr(&o)
+    );
 
     let index = out.join("index.json");
     std::fs::remove_file(&index).unwrap();

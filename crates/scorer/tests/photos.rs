@@ -42,10 +42,8 @@ fn scoring_a_photo_equals_evaluating_its_packed_tiles() {
         .load_split(Split::Val, &device, &Transfers::default())
         .unwrap();
     let manifest = ballast_format::manifest::read(&f.tiles.join("manifest.jsonl")).unwrap();
-    let at: BTreeMap<&str, (u32, u32)> = manifest
-        .iter()
-        .map(|r| (r.tile.as_str(), (r.x, r.y)))
-        .collect();
+    let at: BTreeMap<String, (u32, u32)> =
+        manifest.iter().map(|r| (r.name(), (r.x, r.y))).collect();
     let mut ours: Vec<((u32, u32), usize)> = val
         .sources
         .iter()
@@ -325,33 +323,12 @@ fn tile_size_and_stride() {
     assert!(stdout(&o).contains("\"n_tiles\":15"));
 }
 
-/// An APP1 Exif segment holding only an Orientation tag.
-fn exif_app1(orientation: u16) -> Vec<u8> {
-    let mut tiff = b"II*\0".to_vec();
-    tiff.extend_from_slice(&8u32.to_le_bytes());
-    tiff.extend_from_slice(&1u16.to_le_bytes());
-    tiff.extend_from_slice(&0x0112u16.to_le_bytes());
-    tiff.extend_from_slice(&3u16.to_le_bytes());
-    tiff.extend_from_slice(&1u32.to_le_bytes());
-    tiff.extend_from_slice(&orientation.to_le_bytes());
-    tiff.extend_from_slice(&[0, 0]);
-    tiff.extend_from_slice(&0u32.to_le_bytes());
-    let mut payload = b"Exif\0\0".to_vec();
-    payload.extend_from_slice(&tiff);
-    let mut seg = vec![0xFF, 0xE1];
-    seg.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
-    seg.extend_from_slice(&payload);
-    seg
-}
-
 #[test]
 fn exif_orientation_is_applied() {
     let f = fixture();
     let d = scratch("exif");
     let jpeg = std::fs::read(f.photos.join("g1-fine/g1-fine-0002.jpg")).unwrap();
-    let mut rotated = jpeg[..2].to_vec();
-    rotated.extend_from_slice(&exif_app1(6));
-    rotated.extend_from_slice(&jpeg[2..]);
+    let rotated = ballast_testkit::images::with_exif_orientation(&jpeg, 6);
     std::fs::write(d.join("rotated.jpg"), rotated).unwrap();
     let o = ok(&["photos", "--run", &s(&f.run), "--format", "jsonl", &s(&d)]);
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();

@@ -157,3 +157,31 @@ pub fn corrupt_jpeg_entropy(jpeg: &[u8], n: usize) -> Vec<u8> {
     }
     out
 }
+
+/// An APP1 Exif segment holding only an Orientation tag.
+pub fn exif_app1(orientation: u16) -> Vec<u8> {
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"II*\0");
+    tiff.extend_from_slice(&8u32.to_le_bytes()); // IFD0 offset
+    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_le_bytes()); // count
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0]); // value padding
+    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    let mut payload = b"Exif\0\0".to_vec();
+    payload.extend_from_slice(&tiff);
+    let mut seg = vec![0xFF, 0xE1];
+    seg.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    seg.extend_from_slice(&payload);
+    seg
+}
+
+/// `jpeg` with an Exif Orientation tag (1–8) inserted right after its SOI marker.
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&exif_app1(orientation));
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}

@@ -30,7 +30,14 @@ pub struct Assembled {
 }
 
 /// Builds the manifest and summary. Pure: the same listing and outcomes give the same bytes.
-pub fn assemble(listing: &Listing, params: &TilerParams, outcomes: &[PhotoOutcome]) -> Assembled {
+/// `input` (the canonical input folder) is recorded only for window rows (`--tile-files
+/// none`), whose pixels the packer reads from the photos.
+pub fn assemble(
+    listing: &Listing,
+    input: &Path,
+    params: &TilerParams,
+    outcomes: &[PhotoOutcome],
+) -> Assembled {
     let rows: Vec<TileRecord> = outcomes
         .iter()
         .flat_map(|o| o.tiles.iter().cloned())
@@ -100,6 +107,7 @@ pub fn assemble(listing: &Listing, params: &TilerParams, outcomes: &[PhotoOutcom
         skipped,
         duplicates,
         manifest_digest: digest::of_bytes(&manifest_bytes),
+        input: (!params.tile_files.is_png()).then(|| input.display().to_string()),
         warnings,
     };
     Assembled {
@@ -218,6 +226,7 @@ fn duplicate_groups(listing: &Listing, outcomes: &[PhotoOutcome]) -> Vec<Duplica
 pub fn commit(
     out: &Path,
     listing: &Listing,
+    input: &Path,
     params: &TilerParams,
     mut outcomes: Vec<PhotoOutcome>,
     max_bad: u64,
@@ -237,7 +246,7 @@ pub fn commit(
         )));
     }
     check_sides(listing, params, &outcomes)?;
-    let a = assemble(listing, params, &outcomes);
+    let a = assemble(listing, input, params, &outcomes);
     if a.summary.counts.bad > max_bad {
         return Err(TilerError::TooManyBad {
             bad: a.summary.counts.bad,
@@ -255,7 +264,7 @@ pub fn commit(
     )?;
     write_if_changed(&out.join(TILER_SUMMARY_FILE), &json_bytes(&a.summary))?;
 
-    let keep: HashSet<&str> = a.rows.iter().map(|r| r.tile.as_str()).collect();
+    let keep: HashSet<&str> = a.rows.iter().filter_map(|r| r.tile.as_deref()).collect();
     let removed = remove_unlisted(out, &keep)?;
     if removed > 0 {
         tracing::info!("removed {removed} tile files the new manifest no longer lists");

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ballast_format::JobShard;
-use ballast_format::tiler_files::{SplitRule, TilerParams, WindowMode};
+use ballast_format::tiler_files::{SplitRule, TileFiles, TilerParams, WindowMode};
 
 use crate::encode::PngCompression;
 use crate::photo::DEFAULT_MAX_PIXELS;
@@ -29,6 +29,8 @@ pub struct Config {
     /// How photos are assigned to train and val (see [`crate::stratify`]).
     pub split: SplitRule,
     pub png_compression: PngCompression,
+    /// PNG tile files, or window references only (the packer then cuts from the photos).
+    pub tile_files: TileFiles,
     /// Photos declaring more pixels are refused as decompression bombs.
     pub max_pixels: u64,
     pub shard: JobShard,
@@ -57,6 +59,7 @@ impl Config {
             split_seed: 0,
             split: SplitRule::Stratified,
             png_compression: PngCompression::Fast,
+            tile_files: TileFiles::Png,
             max_pixels: DEFAULT_MAX_PIXELS,
             shard: JobShard::WHOLE,
             max_bad: DEFAULT_MAX_BAD,
@@ -77,6 +80,7 @@ impl Config {
             split: self.split,
             png_compression: self.png_compression.as_str().to_string(),
             max_pixels: self.max_pixels,
+            tile_files: self.tile_files,
         }
     }
 

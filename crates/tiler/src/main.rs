@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use ballast_cli::CommonArgs;
 use ballast_format::JobShard;
-use ballast_format::tiler_files::{SplitRule, WindowMode};
+use ballast_format::tiler_files::{SplitRule, TileFiles, WindowMode};
 use ballast_tiler::config::{self, Config, parse_pixels};
 use ballast_tiler::encode::PngCompression;
 use ballast_tiler::{RunOutcome, run};
@@ -68,6 +68,11 @@ struct Cli {
     /// fastest to write and to pack), default (zlib 6: 20-25 % smaller than fast), best (zlib 9).
     #[arg(long, default_value = "fast", value_parser = parse_compression)]
     png_compression: PngCompression,
+    /// png: write every window as a PNG tile (inspectable, ImageFolder tools read them). none:
+    /// write only manifest.jsonl and tiler.json (which records INPUT); the packer then cuts
+    /// the windows straight from the photos, with no intermediate pixels on disk.
+    #[arg(long, value_enum, default_value_t = TileFilesArg::Png)]
+    tile_files: TileFilesArg,
     /// Refuse photos declaring more pixels than this (decompression bombs), e.g. 250M.
     #[arg(long, default_value = "250M", value_parser = parse_pixels)]
     max_pixels: u64,
@@ -83,6 +88,21 @@ enum SplitArg {
     // (Described in the flag's help: variant docs would switch clap to its long help layout.)
     Stratified,
     Hash,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum TileFilesArg {
+    Png,
+    None,
+}
+
+impl From<TileFilesArg> for TileFiles {
+    fn from(t: TileFilesArg) -> TileFiles {
+        match t {
+            TileFilesArg::Png => TileFiles::Png,
+            TileFilesArg::None => TileFiles::None,
+        }
+    }
 }
 
 impl From<SplitArg> for SplitRule {
@@ -136,6 +156,7 @@ fn main() -> ExitCode {
             split_seed: cli.split_seed,
             split: cli.split.into(),
             png_compression: cli.png_compression,
+            tile_files: cli.tile_files.into(),
             max_pixels: cli.max_pixels,
             shard,
             max_bad: cli.max_bad,

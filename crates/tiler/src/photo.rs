@@ -258,32 +258,95 @@ fn limits_for(max_pixels: u64) -> image::Limits {
 
 /// Decodes a photo held in memory, applying its EXIF orientation.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, PhotoError> {
+    let format = sniff(bytes)?;
+    if format == PhotoFormat::Jpeg {
+        return decode_jpeg(bytes, max_pixels);
+    }
+    let h = image_headers(bytes, format, max_pixels)?;
+    let img = DynamicImage::from_decoder(h.decoder).map_err(|e| map_image_error(format, e))?;
+    Ok(oriented(img, format, h.orientation))
+}
+
+/// The format of a non-empty photo file, from its content.
+fn sniff(bytes: &[u8]) -> Result<PhotoFormat, PhotoError> {
     if bytes.is_empty() {
         return Err(PhotoError::Empty);
     }
-    let format = PhotoFormat::sniff(bytes).ok_or(PhotoError::NotAnImage)?;
+    PhotoFormat::sniff(bytes).ok_or(PhotoError::NotAnImage)
+}
+
+/// A PNG or TIFF decoder past its headers, the pixel limit checked.
+struct ImageHeaders<'a> {
+    decoder: Box<dyn ImageDecoder + 'a>,
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+}
+
+fn image_headers(
+    bytes: &[u8],
+    format: PhotoFormat,
+    max_pixels: u64,
+) -> Result<ImageHeaders<'_>, PhotoError> {
     // PNG's size sits at a fixed place: check it before the decoder sizes any buffer.
     if format == PhotoFormat::Png
         && let Some((w, h)) = png_declared_size(bytes)
     {
         check_pixels(w, h, max_pixels)?;
     }
-    let img = if format == PhotoFormat::Jpeg {
-        return decode_jpeg(bytes, max_pixels);
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    reader.limits(limits_for(max_pixels));
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| map_image_error(format, e))?;
+    let (width, height) = decoder.dimensions();
+    check_pixels(width, height, max_pixels)?;
+    // A malformed EXIF block must not cost the photo: it just has no orientation.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    Ok(ImageHeaders {
+        decoder: Box::new(decoder),
+        width,
+        height,
+        orientation,
+    })
+}
+
+/// What a photo's headers say, without decoding its pixels: `tiler --tile-files none` plans
+/// windows from this and leaves decoding to the packer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Probed {
+    /// Size after EXIF orientation (what [`decode`] would return).
+    pub width: u32,
+    pub height: u32,
+    pub format: PhotoFormat,
+}
+
+/// Reads a photo's size and EXIF orientation from its headers, with the checks that need no
+/// pixels: the format, the pixel limit, and (JPEG) the end-of-image marker. Damage inside the
+/// compressed data is found when the packer decodes the photo (it then skips or refuses it,
+/// naming it, as the tiler would have).
+pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probed, PhotoError> {
+    let format = sniff(bytes)?;
+    let (w, h, orientation) = if format == PhotoFormat::Jpeg {
+        let j = jpeg_headers(bytes, max_pixels)?;
+        (j.width, j.height, j.orientation)
     } else {
-        let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.image_format());
-        reader.limits(limits_for(max_pixels));
-        let mut decoder = reader
-            .into_decoder()
-            .map_err(|e| map_image_error(format, e))?;
-        let (w, h) = decoder.dimensions();
-        check_pixels(w, h, max_pixels)?;
-        // A malformed EXIF block must not cost the photo: it just has no orientation.
-        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-        let img = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(format, e))?;
-        (img, orientation)
+        let i = image_headers(bytes, format, max_pixels)?;
+        (i.width, i.height, i.orientation)
     };
-    Ok(oriented(img.0, format, img.1))
+    let swaps = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (width, height) = if swaps { (h, w) } else { (w, h) };
+    Ok(Probed {
+        width,
+        height,
+        format,
+    })
 }
 
 /// 8-bit pixels with the EXIF orientation applied.
@@ -315,16 +378,19 @@ fn benign_strict_error(e: &zune_jpeg::errors::DecodeErrors) -> bool {
     text.contains("Extra bytes between headers")
 }
 
-/// JPEG through zune-jpeg in strict mode, with the colour rules of image's JPEG decoder (the
-/// same library underneath), so valid photos decode to the very same pixels as before.
-fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Decoded, PhotoError> {
+/// A JPEG decoder past its headers: the pixel limit checked, the data complete (an EOI after
+/// the scan), the EXIF orientation read.
+struct JpegHeaders<'a> {
+    decoder: zune_jpeg::JpegDecoder<zune_core::bytestream::ZCursor<&'a [u8]>>,
+    /// False when a benign header deviation needed the lenient decoder.
+    strict: bool,
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+}
+
+fn jpeg_headers(bytes: &[u8], max_pixels: u64) -> Result<JpegHeaders<'_>, PhotoError> {
     use zune_core::bytestream::ZCursor;
-    use zune_core::colorspace::ColorSpace;
-    let format = PhotoFormat::Jpeg;
-    let corrupt = |e: zune_jpeg::errors::DecodeErrors| PhotoError::Corrupt {
-        format,
-        detail: e.to_string(),
-    };
     let mut strict = true;
     let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), zune_options(true));
     if let Err(e) = d.decode_headers() {
@@ -340,13 +406,38 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Decoded, PhotoError> {
         .ok_or_else(|| corrupt_text("no frame header"))?;
     check_pixels(w as u32, h as u32, max_pixels)?;
     if !jpeg_is_complete(bytes) {
-        return Err(PhotoError::Truncated(format));
+        return Err(PhotoError::Truncated(PhotoFormat::Jpeg));
     }
-    crate::jpeg_check::check(bytes).map_err(|detail| PhotoError::Corrupt { format, detail })?;
     let orientation = d
         .exif()
         .and_then(|exif| Orientation::from_exif_chunk(exif))
         .unwrap_or(Orientation::NoTransforms);
+    Ok(JpegHeaders {
+        decoder: d,
+        strict,
+        width: w as u32,
+        height: h as u32,
+        orientation,
+    })
+}
+
+/// JPEG through zune-jpeg in strict mode, with the colour rules of image's JPEG decoder (the
+/// same library underneath), so valid photos decode to the very same pixels as before.
+fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Decoded, PhotoError> {
+    use zune_core::colorspace::ColorSpace;
+    let format = PhotoFormat::Jpeg;
+    let corrupt = |e: zune_jpeg::errors::DecodeErrors| PhotoError::Corrupt {
+        format,
+        detail: e.to_string(),
+    };
+    let JpegHeaders {
+        decoder: mut d,
+        strict,
+        width: w,
+        height: h,
+        orientation,
+    } = jpeg_headers(bytes, max_pixels)?;
+    crate::jpeg_check::check(bytes).map_err(|detail| PhotoError::Corrupt { format, detail })?;
     let input = d
         .input_colorspace()
         .ok_or_else(|| corrupt_text("no colour space"))?;
@@ -362,7 +453,6 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Decoded, PhotoError> {
             corrupt(e)
         }
     })?;
-    let (w, h) = (w as u32, h as u32);
     let img = match out {
         ColorSpace::Luma => image::GrayImage::from_raw(w, h, raw).map(DynamicImage::ImageLuma8),
         ColorSpace::LumaA => {
@@ -519,31 +609,8 @@ mod tests {
         out
     }
 
-    /// An APP1 Exif segment holding only an Orientation tag.
-    fn exif_app1(orientation: u16) -> Vec<u8> {
-        let mut tiff = Vec::new();
-        tiff.extend_from_slice(b"II*\0");
-        tiff.extend_from_slice(&8u32.to_le_bytes()); // IFD0 offset
-        tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
-        tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
-        tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
-        tiff.extend_from_slice(&1u32.to_le_bytes()); // count
-        tiff.extend_from_slice(&orientation.to_le_bytes());
-        tiff.extend_from_slice(&[0, 0]); // value padding
-        tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-        let mut payload = b"Exif\0\0".to_vec();
-        payload.extend_from_slice(&tiff);
-        let mut seg = vec![0xFF, 0xE1];
-        seg.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
-        seg.extend_from_slice(&payload);
-        seg
-    }
-
     fn with_exif(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-        let mut out = jpeg[..2].to_vec();
-        out.extend_from_slice(&exif_app1(orientation));
-        out.extend_from_slice(&jpeg[2..]);
-        out
+        ballast_testkit::images::with_exif_orientation(jpeg, orientation)
     }
 
     #[test]
@@ -570,6 +637,40 @@ mod tests {
         };
         assert!(r.get_pixel(16, 2)[0] > 200, "top edge should be bright");
         assert!(r.get_pixel(16, 60)[0] < 60, "bottom edge should be dark");
+    }
+
+    #[test]
+    fn probe_reads_the_decoded_size_without_decoding() {
+        let img = noisy_rgb(40, 30);
+        let jpeg = jpeg_bytes(&img);
+        for o in 1..=8u16 {
+            let bytes = with_exif(&jpeg, o);
+            let d = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();
+            let p = probe(&bytes, DEFAULT_MAX_PIXELS).unwrap();
+            assert_eq!(
+                (p.width, p.height),
+                (d.pixels.width(), d.pixels.height()),
+                "orientation {o}"
+            );
+        }
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(img.as_raw(), 40, 30, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let p = probe(&png, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((p.width, p.height, p.format), (40, 30, PhotoFormat::Png));
+        assert!(matches!(
+            probe(&jpeg, 100),
+            Err(PhotoError::TooManyPixels { .. })
+        ));
+        assert!(matches!(
+            probe(&jpeg[..jpeg.len() - 10], DEFAULT_MAX_PIXELS),
+            Err(PhotoError::Truncated(_))
+        ));
+        assert!(matches!(
+            probe(b"not a photo", DEFAULT_MAX_PIXELS),
+            Err(PhotoError::NotAnImage)
+        ));
     }
 
     #[test]

@@ -112,7 +112,15 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
     let examined = examine_photos(cfg, &listing, &preset, &prior);
     let plan = plan_split(cfg, &listing, &examined, &prior);
     if let Some(c) = &prior.committed
-        && let Some(n) = up_to_date(&listing, &params, c, &preset, &prior.existing, &plan)
+        && let Some(n) = up_to_date(
+            &listing,
+            &input_abs,
+            &params,
+            c,
+            &preset,
+            &prior.existing,
+            &plan,
+        )
     {
         return report_up_to_date(cfg, &c.summary, n);
     }
@@ -131,8 +139,8 @@ pub fn run(cfg: &Config) -> Result<RunOutcome, TilerError> {
         examined: &examined,
         plan: &plan,
     };
-    let (outcomes, stats) = tile_owned(&work, started)?;
-    finish_job(cfg, &lock, &listing, &params, &generation, outcomes, stats)
+    let done = tile_owned(&work, started)?;
+    finish_job(cfg, &lock, &listing, &input_abs, &params, &generation, done)
 }
 
 /// The input folder, canonical, once it is known to be a readable folder.
@@ -426,10 +434,10 @@ fn finish_job(
     cfg: &Config,
     lock: &lock::OutputLock,
     listing: &Listing,
+    input: &Path,
     params: &TilerParams,
     generation: &str,
-    outcomes: Vec<PhotoOutcome>,
-    stats: JobStats,
+    (outcomes, stats): (Vec<PhotoOutcome>, JobStats),
 ) -> Result<RunOutcome, TilerError> {
     let out = cfg.out.as_path();
     atomic::sync_filesystem(out)?;
@@ -439,7 +447,7 @@ fn finish_job(
     match parts.collect::<PartBody>(cfg.shard.count, generation)? {
         Collected::Complete(bodies) => {
             let all: Vec<PhotoOutcome> = bodies.into_iter().flat_map(|b| b.outcomes).collect();
-            let summary = commit::commit(out, listing, params, all, cfg.max_bad)?;
+            let summary = commit::commit(out, listing, input, params, all, cfg.max_bad)?;
             warn_duplicates(&summary);
             log_classes(&summary);
             tracing::info!(
@@ -612,6 +620,7 @@ fn log_classes(summary: &TilerSummary) {
 /// present), nothing was added or removed, and the tile folders hold exactly the listed tiles.
 fn up_to_date(
     listing: &Listing,
+    input: &Path,
     params: &TilerParams,
     committed: &state::Committed,
     preset: &HashMap<usize, PhotoOutcome>,
@@ -631,7 +640,7 @@ fn up_to_date(
         let c = committed.outcomes.get(&p.rel)?;
         if c.state.stat() != *stat
             || c.state.digest.is_none()
-            || !c.tiles.iter().all(|t| existing.contains(&t.tile))
+            || !c.tiles.iter().all(|t| tile_present(existing, t))
             || !c
                 .tiles
                 .iter()
@@ -641,15 +650,21 @@ fn up_to_date(
         }
         outcomes.push(c.clone());
     }
-    let a = commit::assemble(listing, params, &outcomes);
+    let a = commit::assemble(listing, input, params, &outcomes);
     if a.summary != committed.summary || a.manifest_bytes != committed.manifest_bytes {
         return None;
     }
-    if existing.len() != a.rows.len() || !a.rows.iter().all(|r| existing.contains(&r.tile)) {
+    let files = a.rows.iter().filter(|r| r.tile.is_some()).count();
+    if existing.len() != files || !a.rows.iter().all(|r| tile_present(existing, r)) {
         return None;
     }
     let c = &a.summary.counts;
     Some((c.photos, c.tiles, c.skipped, c.bad))
+}
+
+/// A row's tile file is among the existing ones (window references have none to look for).
+fn tile_present(existing: &HashSet<String>, t: &TileRecord) -> bool {
+    t.tile.as_ref().is_none_or(|f| existing.contains(f))
 }
 
 /// A photo's finished result inside a job.
@@ -662,9 +677,12 @@ pub struct Done {
     pub tiles_written: u64,
 }
 
-/// A decoded photo and the windows to cut from it.
+/// A photo and the windows to cut from it: decoded for PNG tiles, only probed for window
+/// references.
 pub struct Cut {
-    pixels: Pixels,
+    pixels: Option<Pixels>,
+    width: u32,
+    height: u32,
     windows: Vec<(u32, u32)>,
     split: Split,
     state: PhotoState,
@@ -730,10 +748,13 @@ impl TileWork<'_> {
     /// their manifest, so presence suffices; journal tiles are re-hashed.
     fn tiles_hold(&self, source: Source, o: &PhotoOutcome) -> bool {
         o.tiles.iter().all(|t| {
-            self.existing.contains(&t.tile)
+            let (Some(file), Some(want)) = (&t.tile, &t.tile_digest) else {
+                return t.tile.is_none();
+            };
+            self.existing.contains(file)
                 && (source == Source::Committed
-                    || ballast_format::regular::read(&self.cfg.out.join(&t.tile))
-                        .is_ok_and(|b| digest::of_bytes(&b) == t.tile_digest))
+                    || ballast_format::regular::read(&self.cfg.out.join(file))
+                        .is_ok_and(|b| digest::of_bytes(&b) == *want))
         })
     }
 
@@ -777,18 +798,49 @@ impl TileWork<'_> {
         let p = &self.listing.photos[item];
         let (x, y) = cut.windows[w];
         let size = self.cfg.size;
-        let place = naming::TilePlace {
+        let file = match &cut.pixels {
+            Some(pixels) => Some(self.write_png(item, cut.split, pixels, x, y)?),
+            None => None,
+        };
+        let (tile, tile_digest) = file.unzip();
+        Ok(TileRecord {
+            tile_digest,
+            tile,
+            photo: p.rel.clone(),
+            class: p.class.clone(),
             split: cut.split,
+            x,
+            y,
+            size,
+            photo_digest: cut.state.digest.clone().unwrap_or_default(),
+            photo_width: cut.width,
+            photo_height: cut.height,
+        })
+    }
+
+    /// Encodes and writes one tile; returns its relative path and digest.
+    fn write_png(
+        &self,
+        item: usize,
+        split: Split,
+        pixels: &Pixels,
+        x: u32,
+        y: u32,
+    ) -> Result<(String, String), TilerError> {
+        let p = &self.listing.photos[item];
+        let size = self.cfg.size;
+        let place = naming::TilePlace {
+            split,
             class: &p.class,
             photo_rel: &p.rel,
         };
         let mut raw = Vec::new();
-        cut.pixels.crop_into(x, y, size, size, &mut raw);
+        pixels.crop_into(x, y, size, size, &mut raw);
         let png = encode::encode_png(
             &raw,
             size,
             size,
-            cut.pixels.channels(),
+            pixels.channels(),
             self.cfg.png_compression,
         )
         .map_err(|e| TilerError::Encode {
@@ -806,19 +858,19 @@ impl TileWork<'_> {
             atomic::Durability::WriteBack,
             |w| w.get_mut().write_all(&png),
         )?;
-        Ok(TileRecord {
-            tile_digest,
-            tile,
-            photo: p.rel.clone(),
-            class: p.class.clone(),
-            split: cut.split,
-            x,
-            y,
-            size,
-            photo_digest: cut.state.digest.clone().unwrap_or_default(),
-            photo_width: cut.pixels.width(),
-            photo_height: cut.pixels.height(),
-        })
+        Ok((tile, tile_digest))
+    }
+
+    /// The photo's pixels (PNG tiles) or only its oriented size (window references).
+    fn read_pixels(&self, bytes: &[u8]) -> Result<(Option<Pixels>, u32, u32), photo::PhotoError> {
+        if self.params.tile_files.is_png() {
+            let d = photo::decode(bytes, self.cfg.max_pixels)?;
+            let (w, h) = (d.pixels.width(), d.pixels.height());
+            Ok((Some(d.pixels), w, h))
+        } else {
+            let p = photo::probe(bytes, self.cfg.max_pixels)?;
+            Ok((None, p.width, p.height))
+        }
     }
 }
 
@@ -880,7 +932,7 @@ impl PhotoWork for TileWork<'_> {
                 return Loaded::Done(Ok(Self::reuse(c, stat, true)));
             }
         }
-        let decoded = match photo::decode(&bytes, self.cfg.max_pixels) {
+        let (pixels, w, h) = match self.read_pixels(&bytes) {
             Ok(d) => d,
             Err(e) => {
                 return Loaded::Done(Ok(Self::skipped(
@@ -893,7 +945,6 @@ impl PhotoWork for TileWork<'_> {
             }
         };
         drop(bytes);
-        let (w, h) = (decoded.pixels.width(), decoded.pixels.height());
         let size = self.cfg.size;
         if w < size || h < size {
             return Loaded::Done(Ok(Self::skipped(
@@ -915,13 +966,17 @@ impl PhotoWork for TileWork<'_> {
             return Loaded::Done(Err(self.changed(&p.rel)));
         };
         let dir = self.cfg.out.join(split.as_str()).join(&p.class);
-        if let Err(e) = fs::create_dir_all(&dir) {
+        if pixels.is_some()
+            && let Err(e) = fs::create_dir_all(&dir)
+        {
             return Loaded::Done(Err(TilerError::io(dir, e)));
         }
         let n = wins.len();
         Loaded::Windows {
             photo: Cut {
-                pixels: decoded.pixels,
+                pixels,
+                width: w,
+                height: h,
                 windows: wins,
                 split,
                 state: PhotoState {

@@ -356,7 +356,7 @@ mod tests {
                 skipped: None,
             },
             tiles: vec![TileRecord {
-                tile: format!("train/c/{photo}.png"),
+                tile: Some(format!("train/c/{photo}.png")),
                 photo: photo.into(),
                 class: "c".into(),
                 split: Split::Train,
@@ -364,7 +364,7 @@ mod tests {
                 y: 0,
                 size: 1,
                 photo_digest: "d".into(),
-                tile_digest: "t".into(),
+                tile_digest: Some("t".into()),
                 photo_width: 1,
                 photo_height: 1,
             }],

@@ -309,6 +309,8 @@ fn plan_run(req: &TrainRequest, info: &CacheInfo, run: &RunDir) -> Result<Plan> 
             if !diffs.is_empty() {
                 c.state.identity = run_files::identity(&spec, &info.index_digest);
             }
+            // A kill while the finished run wrote a derived file leaves its temporary behind.
+            run.remove_temps()?;
             refresh_derived(run, &stored, &c)?;
             Ok(Plan::UpToDate(c.state))
         }

@@ -88,7 +88,7 @@ pub fn write_tile(
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &bytes).unwrap();
     TileRecord {
-        tile: rel,
+        tile: Some(rel),
         photo: photo.into(),
         class,
         split,
@@ -96,7 +96,7 @@ pub fn write_tile(
         y: 0,
         size: px,
         photo_digest,
-        tile_digest: digest::of_bytes(&bytes),
+        tile_digest: Some(digest::of_bytes(&bytes)),
         photo_width: px * 8,
         photo_height: px,
     }

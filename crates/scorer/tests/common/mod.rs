@@ -84,6 +84,7 @@ fn build(root: PathBuf) -> Fixture {
             seed: 0,
             shards: Some(2),
         },
+        photos: None,
         job: ballast_format::JobShard::WHOLE,
         force: false,
         max_bad: 0,
