@@ -214,3 +214,34 @@ fn switching_to_window_rows_removes_the_old_tiles_and_reruns_are_up_to_date() {
     assert!(stderr(&o).contains("up to date"), "{}", stderr(&o));
     assert_eq!(mtimes(&tiles), before);
 }
+
+#[test]
+fn a_new_photo_rebuilds_only_its_shards_and_equals_a_fresh_pack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let p = w.join("photos");
+    synth_photos(&p, 2, 6, 320, 240, 12);
+    let tiles = w.join("tiles");
+    // The hash split never moves an old photo, so only the new photo's shard changes.
+    let args = ["--tile-files", "none", "--split", "hash"];
+    tile(&p, &tiles, &args);
+    let cache = w.join("cache");
+    assert!(pack(&tiles, &cache, &[]).status.success());
+    let before = mtimes(&cache);
+
+    images::photo(&p.join("g1-fine/new.jpg"), 320, 240, 4242);
+    tile(&p, &tiles, &args);
+    let o = pack(&tiles, &cache, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = mtimes(&cache);
+    let rewritten: Vec<&String> = after
+        .iter()
+        .filter(|(f, t)| f.ends_with(".safetensors") && before.get(*f) != Some(*t))
+        .map(|(f, _)| f)
+        .collect();
+    // The new photo's samples sit in one shard of its split.
+    assert_eq!(rewritten.len(), 1, "{rewritten:?}");
+    let fresh = w.join("fresh");
+    assert!(pack(&tiles, &fresh, &[]).status.success());
+    assert_eq!(tree(&cache), tree(&fresh));
+}
