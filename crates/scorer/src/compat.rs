@@ -2,9 +2,9 @@
 //! both values, so a user can see which side to change.
 
 use ballast_format::cache_files::CacheIndex;
+use ballast_model::classifier::TrainedRun;
+use ballast_model::run_files::RunConfig;
 use ballast_packer::preprocess::{LUMA, RESIZE};
-use ballast_trainer::classifier::TrainedRun;
-use ballast_trainer::run_files::RunConfig;
 
 use crate::error::{Result, ScoreError};
 
@@ -57,7 +57,7 @@ pub fn check_cache(run: &TrainedRun, index: &CacheIndex, cache_desc: &str) -> Re
 pub fn check_run(run: &TrainedRun) -> Result<()> {
     if run.meta.classes != run.config.data.classes {
         return Err(ScoreError::file(
-            run.dir.join(ballast_trainer::run_files::MODEL_FILE),
+            run.dir.join(ballast_model::run_files::MODEL_FILE),
             format!(
                 "its classes [{}] differ from config.json's [{}]",
                 run.meta.classes.join(", "),
@@ -67,7 +67,7 @@ pub fn check_run(run: &TrainedRun) -> Result<()> {
     }
     if run.config.data.size != run.config.spec.model.size {
         return Err(ScoreError::file(
-            run.dir.join(ballast_trainer::run_files::CONFIG_FILE),
+            run.dir.join(ballast_model::run_files::CONFIG_FILE),
             format!(
                 "data size {} differs from the model's input size {}",
                 run.config.data.size, run.config.spec.model.size
@@ -130,7 +130,7 @@ pub fn tile_size(run: &RunConfig, flag: Option<u32>) -> Result<u32> {
 mod tests {
     use super::*;
     use ballast_format::cache_files::{CACHE_FORMAT, PackerParams, SplitsStats};
-    use ballast_trainer::run_files::DataRecord;
+    use ballast_model::run_files::DataRecord;
 
     fn data(classes: &[&str], size: usize, luma: &str, tile_sizes: Vec<u32>) -> DataRecord {
         DataRecord {
@@ -159,7 +159,7 @@ mod tests {
         }
     }
 
-    fn spec() -> ballast_trainer::spec::TrainSpec {
+    fn spec() -> ballast_model::spec::TrainSpec {
         use clap::Parser;
         #[derive(Parser)]
         struct A {

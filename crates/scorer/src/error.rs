@@ -10,7 +10,7 @@ use crate::class_map::ClassMapError;
 pub enum ScoreError {
     /// A run folder or cache problem found by the trainer's loaders (they name the file).
     #[error(transparent)]
-    Train(#[from] ballast_trainer::TrainError),
+    Train(#[from] ballast_model::ModelError),
     #[error(transparent)]
     Format(#[from] ballast_format::FormatError),
     /// A file that exists but cannot be used.
@@ -87,7 +87,7 @@ mod tests {
         assert_eq!(ScoreError::usage("x").kind().exit_code(), 2);
         assert_eq!(ScoreError::file("a", "b").kind(), ErrorKind::Data);
         assert_eq!(ScoreError::Photos("p".into()).kind().exit_code(), 1);
-        let t = ballast_trainer::TrainError::config("bad flag");
+        let t = ballast_model::ModelError::config("bad flag");
         assert_eq!(ScoreError::from(t).kind(), ErrorKind::Usage);
         let f = ballast_format::FormatError::Busy {
             path: "o".into(),

@@ -27,8 +27,8 @@ use ballast_format::atomic::{self, Durability};
 use ballast_format::digest::KeyHasher;
 use ballast_format::lock::{self, LockRequest, OutputLock};
 use ballast_format::{JobShard, Split};
-use ballast_trainer::classifier::TrainedRun;
-use ballast_trainer::data::{CacheInfo, Transfers};
+use ballast_model::classifier::TrainedRun;
+use ballast_model::data::{CacheInfo, Transfers};
 use candle_core::Device;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -362,7 +362,7 @@ struct ReportInputs<'a> {
     batch: usize,
     classes: Vec<String>,
     labels: &'a [usize],
-    sources: &'a [ballast_trainer::data::SampleSource],
+    sources: &'a [ballast_model::data::SampleSource],
     scores: &'a TileScores,
     warnings: Vec<String>,
 }
@@ -505,7 +505,7 @@ fn build_report(r: ReportInputs<'_>) -> Report {
 pub fn predictions_csv(
     classes: &[String],
     labels: &[usize],
-    sources: &[ballast_trainer::data::SampleSource],
+    sources: &[ballast_model::data::SampleSource],
     scores: &TileScores,
 ) -> String {
     let mut header: Vec<String> = [
@@ -543,7 +543,7 @@ fn write_outputs(
     out: &Path,
     report: &Report,
     labels: &[usize],
-    sources: &[ballast_trainer::data::SampleSource],
+    sources: &[ballast_model::data::SampleSource],
     scores: &TileScores,
 ) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| ScoreError::io(out, e))?;

@@ -5,8 +5,8 @@
 //! `Logits::probabilities`, `Logits::predictions`): the predicted class is the argmax of the
 //! logits exactly as the trainer counts val accuracy, so equal inputs give equal counts.
 
-use ballast_trainer::classifier::TrainedRun;
-use ballast_trainer::run_files::MODEL_FILE;
+use ballast_model::classifier::TrainedRun;
+use ballast_model::run_files::MODEL_FILE;
 use candle_core::Tensor;
 
 use crate::aggregate::TileScores;

@@ -6,7 +6,7 @@
 //! - [`photos`]: `scorer photos`: field photos decoded and cut with the tiler's code
 //!   ([`ballast_tiler::photo`], [`ballast_tiler::windows`]), preprocessed with the packer's
 //!   ([`ballast_packer::preprocess`]), scored with the trainer's model
-//!   ([`ballast_trainer::classifier::TrainedRun`]): one implementation, no train/serve skew
+//!   ([`ballast_model::classifier::TrainedRun`]): one implementation, no train/serve skew
 //!   ([`photo_scorer`], [`inputs`], [`output`], [`class_map`], [`watch`]).
 //! - [`compat`]: whether a run and a cache (or photos) belong together.
 //! - [`run_model`]: the run loaded with its model file read once (digest of the same bytes,

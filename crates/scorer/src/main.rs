@@ -136,7 +136,7 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ballast_format::Err
     if let Some(s) = e.downcast_ref::<ScoreError>() {
         return Some(s.kind());
     }
-    if let Some(t) = e.downcast_ref::<ballast_trainer::TrainError>() {
+    if let Some(t) = e.downcast_ref::<ballast_model::ModelError>() {
         return Some(t.kind());
     }
     e.downcast_ref::<ballast_packer::preprocess::PreprocessError>()
@@ -155,8 +155,8 @@ fn main() -> ExitCode {
             batch,
             force,
         } => {
-            ballast_trainer::runtime::init(model.threads)?;
-            let device = ballast_trainer::device::open(&model.device)?;
+            ballast_model::runtime::init(model.threads)?;
+            let device = ballast_model::device::open(&model.device)?;
             let opts = EvalOptions {
                 run: model.run,
                 cache,
@@ -203,8 +203,8 @@ fn main() -> ExitCode {
             watch_limit,
             watch_timeout,
         } => {
-            ballast_trainer::runtime::init(model.threads)?;
-            let device = ballast_trainer::device::open(&model.device)?;
+            ballast_model::runtime::init(model.threads)?;
+            let device = ballast_model::device::open(&model.device)?;
             let watch = watch.map(|dir| WatchOptions {
                 dir,
                 poll: Duration::from_millis(poll_ms),

@@ -14,10 +14,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ballast_model::classifier::TrainedRun;
 use ballast_packer::preprocess::{Pixels as Window, Preprocessor};
 use ballast_tiler::photo::{self, Pixels};
 use ballast_tiler::windows;
-use ballast_trainer::classifier::TrainedRun;
 use candle_core::Tensor;
 use rayon::prelude::*;
 

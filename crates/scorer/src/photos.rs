@@ -7,7 +7,7 @@ use ballast_format::JobShard;
 use ballast_format::atomic::{self, Durability};
 use ballast_format::digest::KeyHasher;
 use ballast_format::lock::{self, LockRequest, OutputLock};
-use ballast_trainer::classifier::TrainedRun;
+use ballast_model::classifier::TrainedRun;
 use candle_core::Device;
 use rayon::prelude::*;
 use serde::Serialize;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ballast_trainer::classifier::TrainedRun;
+use ballast_model::classifier::TrainedRun;
 use candle_core::Device;
 
 use crate::error::{Result, ScoreError};

@@ -7,10 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 
 /// How each convolution pads its input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Padding {
     /// (k-1)/2 zeros on each side: the map keeps its size and only the pools halve it, so
@@ -77,7 +78,7 @@ impl ModelSpec {
     /// Checks the architecture and computes the map sizes. Fails before training, naming the
     /// layer whose map would become too small.
     pub fn geometry(&self) -> Result<Geometry> {
-        let bad = |m: String| Err(TrainError::config(m));
+        let bad = |m: String| Err(ModelError::config(m));
         if self.conv.is_empty() {
             return bad("--conv needs at least one conv layer".into());
         }
@@ -109,7 +110,7 @@ impl ModelSpec {
         // read from disk may hold anything).
         let too_big = |what: &str, v: usize, max: usize| -> Result<()> {
             if v > max {
-                return Err(TrainError::config(format!(
+                return Err(ModelError::config(format!(
                     "{what} {v} is larger than {max}"
                 )));
             }
@@ -218,7 +219,7 @@ impl ModelSpec {
                 .and_then(|n| acc.checked_add(n))
         });
         if total.is_none_or(|n| n > MAX_PARAMS) {
-            return Err(TrainError::config(format!(
+            return Err(ModelError::config(format!(
                 "model {} has more than {MAX_PARAMS} parameters",
                 self.summary()
             )));
@@ -260,7 +261,8 @@ impl ModelSpec {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// SGD with momentum, PyTorch semantics (weight decay added to the gradient).
@@ -305,7 +307,7 @@ pub struct OptimSpec {
 
 impl OptimSpec {
     pub fn check(&self) -> Result<()> {
-        let bad = |m: String| Err(TrainError::config(m));
+        let bad = |m: String| Err(ModelError::config(m));
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("--lr {} must be a positive number", self.lr));
         }
@@ -331,7 +333,8 @@ impl OptimSpec {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
     Constant,
@@ -389,13 +392,13 @@ impl ScheduleSpec {
 
     pub fn check(&self, lr: f64) -> Result<()> {
         if self.kind == ScheduleKind::Step && self.step_size == 0 {
-            return Err(TrainError::config("--step-size must be at least 1"));
+            return Err(ModelError::config("--step-size must be at least 1"));
         }
         if !(self.gamma.is_finite() && self.gamma > 0.0) {
-            return Err(TrainError::config("--gamma must be positive"));
+            return Err(ModelError::config("--gamma must be positive"));
         }
         if !(self.min_lr.is_finite() && self.min_lr >= 0.0 && self.min_lr <= lr) {
-            return Err(TrainError::config("--min-lr must be in [0, lr]"));
+            return Err(ModelError::config("--min-lr must be in [0, lr]"));
         }
         Ok(())
     }
@@ -448,23 +451,23 @@ impl TrainSpec {
         self.optimizer.check()?;
         self.schedule.check(self.optimizer.lr)?;
         if self.epochs == 0 {
-            return Err(TrainError::config("--epochs must be at least 1"));
+            return Err(ModelError::config("--epochs must be at least 1"));
         }
         if self.batch == 0 {
-            return Err(TrainError::config("--batch must be at least 1"));
+            return Err(ModelError::config("--batch must be at least 1"));
         }
         if self.eval_batch == 0 {
-            return Err(TrainError::config("--eval-batch must be at least 1"));
+            return Err(ModelError::config("--eval-batch must be at least 1"));
         }
         if self.patience == Some(0) {
-            return Err(TrainError::config(
+            return Err(ModelError::config(
                 "--patience must be at least 1 (leave it out to disable early stopping)",
             ));
         }
         if let Some(j) = self.augment
             && !(j.is_finite() && j > 0.0 && j < 1.0)
         {
-            return Err(TrainError::config(format!(
+            return Err(ModelError::config(format!(
                 "--augment-strength {j} must be in (0, 1)"
             )));
         }

@@ -7,7 +7,7 @@ use ballast_format::atomic::{self, Durability};
 use ballast_format::digest::KeyHasher;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 use crate::spec::TrainSpec;
 
 pub const RUN_FORMAT: &str = "ballast-run/1";
@@ -99,7 +99,7 @@ pub fn append_log(path: &Path, event: &LogEvent) -> Result<()> {
         .append(true)
         .open(path)
         .and_then(|mut f| f.write_all(&line))
-        .map_err(|e| TrainError::io(path, e))
+        .map_err(|e| ModelError::io(path, e))
 }
 
 /// log.jsonl's lines; unreadable lines are skipped (it is a log, not a contract).
@@ -133,13 +133,13 @@ impl RunConfig {
     pub fn read(path: &Path) -> Result<RunConfig> {
         let bytes = crate::checkpoint::read_regular(path)?;
         let c: RunConfig = serde_json::from_slice(&bytes).map_err(|e| {
-            TrainError::file(
+            ModelError::file(
                 path,
                 format!("malformed run config: {e} (use --force to start over)"),
             )
         })?;
         if c.format != RUN_FORMAT {
-            return Err(TrainError::file(
+            return Err(ModelError::file(
                 path,
                 format!("format {:?}, expected {RUN_FORMAT:?}", c.format),
             ));
@@ -189,14 +189,14 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
     let text = match ballast_format::regular::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(TrainError::io(path, e)),
+        Err(e) => return Err(ModelError::io(path, e)),
     };
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).map_err(|e| {
-                TrainError::file(path, format!("line {}: malformed metrics: {e}", i + 1))
+                ModelError::file(path, format!("line {}: malformed metrics: {e}", i + 1))
             })
         })
         .collect()
@@ -251,7 +251,7 @@ impl RunDir {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(TrainError::io(p, e)),
+                Err(e) => return Err(ModelError::io(p, e)),
             }
         }
         self.remove_temps()
@@ -262,7 +262,7 @@ impl RunDir {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(TrainError::io(&self.dir, e)),
+            Err(e) => return Err(ModelError::io(&self.dir, e)),
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();

@@ -2,7 +2,7 @@
 
 use candle_core::Device;
 
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 
 /// Parses and opens a device. `cuda` means `cuda:0`. Without the `cuda` cargo feature a CUDA
 /// device is refused with a pointer to the CUDA build.
@@ -21,19 +21,19 @@ pub fn open(name: &str) -> Result<Device> {
     open_cuda(ordinal)
 }
 
-fn bad(name: &str) -> TrainError {
-    TrainError::config(format!("--device {name:?}: expected cpu, cuda or cuda:N"))
+fn bad(name: &str) -> ModelError {
+    ModelError::config(format!("--device {name:?}: expected cpu, cuda or cuda:N"))
 }
 
 #[cfg(feature = "cuda")]
 fn open_cuda(ordinal: usize) -> Result<Device> {
     Device::new_cuda(ordinal)
-        .map_err(|e| TrainError::config(format!("cannot open CUDA device {ordinal}: {e}")))
+        .map_err(|e| ModelError::config(format!("cannot open CUDA device {ordinal}: {e}")))
 }
 
 #[cfg(not(feature = "cuda"))]
 fn open_cuda(ordinal: usize) -> Result<Device> {
-    Err(TrainError::config(format!(
+    Err(ModelError::config(format!(
         "--device cuda:{ordinal}: this trainer was built without CUDA support; build it with \
          scripts/build-cuda.sh (cargo feature `cuda`)"
     )))

@@ -1,7 +1,7 @@
 //! Process-wide CPU settings for the binaries that run the model (trainer, scorer). Call
 //! [`init`] once, first thing in `main`, before any other thread exists.
 
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 
 /// Sizes every thread pool the model uses and tunes the allocator; returns the thread count.
 ///
@@ -23,7 +23,7 @@ pub fn init(threads: Option<usize>) -> Result<usize> {
         .filter(|&n: &usize| n > 0)
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()));
     if threads == Some(0) {
-        return Err(TrainError::config("--threads must be at least 1"));
+        return Err(ModelError::config("--threads must be at least 1"));
     }
     // SAFETY: called at the start of main, before any other thread exists (see the module docs),
     // so nothing can read the environment concurrently.
@@ -36,5 +36,5 @@ pub fn init(threads: Option<usize>) -> Result<usize> {
         }
     }
     ballast_kernels::allocator::keep_freed_memory();
-    ballast_cli::init_threads(wanted).map_err(|e| TrainError::config(format!("{e:#}")))
+    ballast_cli::init_threads(wanted).map_err(|e| ModelError::config(format!("{e:#}")))
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use ballast_format::rng::SeededRng;
 use candle_core::{DType, Device, Module, Tensor, Var};
 
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 use crate::spec::{Geometry, ModelSpec};
 use crate::tensor_file::HostTensor;
 
@@ -32,7 +32,7 @@ impl Normalizer {
 
     pub fn check(&self) -> Result<()> {
         if !(self.mean.is_finite() && self.std.is_finite() && self.std > 0.0) {
-            return Err(TrainError::config(format!(
+            return Err(ModelError::config(format!(
                 "normalisation mean {} / std {} is unusable (std must be positive)",
                 self.mean, self.std
             )));
@@ -116,9 +116,9 @@ impl Model {
         for p in spec.params()? {
             let t = weights
                 .get(&p.name)
-                .ok_or_else(|| TrainError::file(source, format!("missing tensor `{}`", p.name)))?;
+                .ok_or_else(|| ModelError::file(source, format!("missing tensor `{}`", p.name)))?;
             if t.shape != p.shape {
-                return Err(TrainError::file(
+                return Err(ModelError::file(
                     source,
                     format!(
                         "tensor `{}` has shape {:?}, the run's model needs {:?}",
@@ -170,7 +170,7 @@ impl Model {
         for (name, var) in &self.params {
             let t = weights
                 .get(name)
-                .ok_or_else(|| TrainError::config(format!("missing tensor `{name}`")))?;
+                .ok_or_else(|| ModelError::config(format!("missing tensor `{name}`")))?;
             var.set(&t.to_tensor(&self.device)?)?;
         }
         Ok(())
@@ -182,7 +182,7 @@ impl Model {
             .params
             .get(name)
             .map(Var::as_tensor)
-            .ok_or_else(|| TrainError::config(format!("model has no `{name}`")))?;
+            .ok_or_else(|| ModelError::config(format!("model has no `{name}`")))?;
         Ok(if track { t.clone() } else { t.detach() })
     }
 
@@ -190,7 +190,7 @@ impl Model {
         let s = &self.spec;
         let want = [x.dim(0).unwrap_or(0), s.in_channels, s.size, s.size];
         if x.rank() != 4 || x.dims() != want {
-            return Err(TrainError::config(format!(
+            return Err(ModelError::config(format!(
                 "model input must be [B,{},{},{}], got {:?}",
                 s.in_channels,
                 s.size,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use ballast_format::atomic::{self, Durability};
 use ballast_format::checkpoint_record::CheckpointRecord;
 
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 use crate::spec::ModelSpec;
 use crate::tensor_file::{self, HostTensor};
 
@@ -102,9 +102,9 @@ impl Checkpoint {
     pub fn read(path: &Path, identity: &str) -> Result<Checkpoint> {
         let hint = "; use --force to start the run over";
         let (file, _) = read_recorded(path).map_err(|e| match e {
-            TrainError::File { path, message }
-            | TrainError::Format(ballast_format::FormatError::Invalid { path, message }) => {
-                TrainError::File {
+            ModelError::File { path, message }
+            | ModelError::Format(ballast_format::FormatError::Invalid { path, message }) => {
+                ModelError::File {
                     path,
                     message: format!("{message}{hint}"),
                 }
@@ -112,15 +112,15 @@ impl Checkpoint {
             other => other,
         })?;
         let state_json = file.metadata.get(CHECKPOINT_KEY).ok_or_else(|| {
-            TrainError::file(
+            ModelError::file(
                 path,
                 format!("no `{CHECKPOINT_KEY}` metadata: not a trainer checkpoint{hint}"),
             )
         })?;
         let state: TrainState = serde_json::from_str(state_json)
-            .map_err(|e| TrainError::file(path, format!("malformed training state: {e}{hint}")))?;
+            .map_err(|e| ModelError::file(path, format!("malformed training state: {e}{hint}")))?;
         if state.format != CHECKPOINT_FORMAT {
-            return Err(TrainError::file(
+            return Err(ModelError::file(
                 path,
                 format!(
                     "format {:?}, expected {CHECKPOINT_FORMAT:?}{hint}",
@@ -129,7 +129,7 @@ impl Checkpoint {
             ));
         }
         if state.identity != identity {
-            return Err(TrainError::file(
+            return Err(ModelError::file(
                 path,
                 format!("belongs to a different run configuration than config.json{hint}"),
             ));
@@ -196,20 +196,20 @@ pub struct ModelFile {
 /// finite.
 pub fn read_model_file(path: &Path) -> Result<ModelFile> {
     if !path.exists() {
-        return Err(TrainError::file(
+        return Err(ModelError::file(
             path,
             "missing: the run has not finished an epoch yet (or this is not a run folder)",
         ));
     }
     let (file, digest) = read_recorded(path)?;
     let meta_json = file.metadata.get(MODEL_KEY).ok_or_else(|| {
-        TrainError::file(
+        ModelError::file(
             path,
             format!("no `{MODEL_KEY}` metadata: not a ballast model"),
         )
     })?;
     let meta: ModelMeta = serde_json::from_str(meta_json)
-        .map_err(|e| TrainError::file(path, format!("malformed `{MODEL_KEY}` metadata: {e}")))?;
+        .map_err(|e| ModelError::file(path, format!("malformed `{MODEL_KEY}` metadata: {e}")))?;
     Ok(ModelFile {
         weights: file.tensors,
         meta,
@@ -237,7 +237,7 @@ fn read_recorded(path: &Path) -> Result<(tensor_file::TensorFile, String)> {
     let decoded = tensor_file::decode(path, &bytes)?;
     for (name, t) in &decoded.tensors {
         if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-            return Err(TrainError::file(
+            return Err(ModelError::file(
                 path,
                 format!(
                     "tensor `{name}` holds a non-finite value ({}) at element {i}: the weights \
@@ -261,7 +261,7 @@ fn split_path(path: &Path) -> Result<(&Path, &str)> {
             },
             file,
         )),
-        _ => Err(TrainError::file(path, "not a file in a run folder")),
+        _ => Err(ModelError::file(path, "not a file in a run folder")),
     }
 }
 
@@ -272,7 +272,7 @@ fn json<T: Serialize>(v: &T) -> String {
 /// Reads a file of a run folder whole, refusing anything but a regular file before opening it
 /// (a FIFO named like a weight file would block the read forever).
 pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
-    ballast_format::regular::read(path).map_err(|e| TrainError::io(path, e))
+    ballast_format::regular::read(path).map_err(|e| ModelError::io(path, e))
 }
 
 /// Leaves `checkpoints.json` accepting only the file now on disk at `path`, once that file has

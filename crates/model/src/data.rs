@@ -16,7 +16,7 @@ use ballast_format::{Split, digest, shard_file};
 use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 use crate::model::Normalizer;
 
 /// Bytes copied from host to device, by kind.
@@ -44,25 +44,20 @@ impl Transfers {
         Ok(Tensor::from_vec(data, shape, device)?)
     }
 
-    pub(crate) fn upload_u32(&self, data: Vec<u32>, device: &Device) -> Result<Tensor> {
+    pub fn upload_u32(&self, data: Vec<u32>, device: &Device) -> Result<Tensor> {
         self.other_bytes
             .fetch_add(4 * data.len() as u64, Ordering::Relaxed);
         let n = data.len();
         Ok(Tensor::from_vec(data, n, device)?)
     }
 
-    pub(crate) fn upload_f32(
-        &self,
-        data: Vec<f32>,
-        shape: &[usize],
-        device: &Device,
-    ) -> Result<Tensor> {
+    pub fn upload_f32(&self, data: Vec<f32>, shape: &[usize], device: &Device) -> Result<Tensor> {
         self.other_bytes
             .fetch_add(4 * data.len() as u64, Ordering::Relaxed);
         Ok(Tensor::from_vec(data, shape, device)?)
     }
 
-    pub(crate) fn count_other(&self, bytes: u64) {
+    pub fn count_other(&self, bytes: u64) {
         self.other_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 }
@@ -142,7 +137,7 @@ impl CacheInfo {
         let index = CacheIndex::read(dir)?;
         let index_digest = CacheIndex::file_digest(dir)?;
         let path = dir.join(ballast_format::cache_files::INDEX_FILE);
-        let bad = |m: String| Err(TrainError::file(&path, m));
+        let bad = |m: String| Err(ModelError::file(&path, m));
         if index.channels != 1 {
             return bad(format!(
                 "{} channels; the trainer expects grayscale (1)",
@@ -189,7 +184,7 @@ impl CacheInfo {
             .fold(0u64, |a, e| a.saturating_add(e.samples));
         let index_path = self.dir.join(ballast_format::cache_files::INDEX_FILE);
         if total == 0 {
-            return Err(TrainError::file(
+            return Err(ModelError::file(
                 index_path,
                 format!(
                     "the {split} split is empty ({} shard(s), 0 samples): training needs both \
@@ -204,7 +199,7 @@ impl CacheInfo {
             let path = CacheIndex::shard_path(&self.dir, e);
             let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             if path.is_file() && len != e.bytes {
-                return Err(TrainError::file(
+                return Err(ModelError::file(
                     &path,
                     format!(
                         "{len} bytes, index.json says {}: the shard changed after packing \
@@ -249,14 +244,14 @@ impl CacheInfo {
     fn read_shard(&self, e: &ShardEntry, split: Split) -> Result<shard_file::ShardData> {
         let path = CacheIndex::shard_path(&self.dir, e);
         if !path.exists() {
-            return Err(TrainError::file(
+            return Err(ModelError::file(
                 &path,
                 "missing: index.json lists this shard but the file is not there (rerun packer)",
             ));
         }
         let got = digest::of_file(&path)?;
         if got != e.digest {
-            return Err(TrainError::file(
+            return Err(ModelError::file(
                 &path,
                 format!(
                     "content digest {} differs from index.json's {}: the shard changed after \
@@ -267,7 +262,7 @@ impl CacheInfo {
             ));
         }
         let shard = shard_file::read(&path, self.index.classes.len())?;
-        let bad = |m: String| Err(TrainError::file(&path, m));
+        let bad = |m: String| Err(ModelError::file(&path, m));
         if shard.size != self.index.size {
             return bad(format!(
                 "holds {0}x{0} samples, index.json says {1}x{1}",

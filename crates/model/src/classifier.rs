@@ -1,9 +1,9 @@
 //! A trained run, loaded for scoring: the scorer's entry point.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), ballast_trainer::TrainError> {
-//! use ballast_trainer::classifier::TrainedRun;
-//! use ballast_trainer::data::{CacheInfo, Transfers};
+//! # fn main() -> Result<(), ballast_model::ModelError> {
+//! use ballast_model::classifier::TrainedRun;
+//! use ballast_model::data::{CacheInfo, Transfers};
 //! let device = candle_core::Device::Cpu;
 //! let run = TrainedRun::load("runs/demo".as_ref(), &device)?;
 //! let cache = CacheInfo::open("cache".as_ref())?;
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 
 use crate::checkpoint::{self, ModelMeta};
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 use crate::model::{Logits, Model, Normalizer};
 use crate::run_files::{CONFIG_FILE, MODEL_FILE, RunConfig};
 
@@ -41,7 +41,7 @@ impl TrainedRun {
     pub fn load(dir: &Path, device: &Device) -> Result<TrainedRun> {
         let cfg_path = dir.join(CONFIG_FILE);
         if !cfg_path.is_file() {
-            return Err(TrainError::file(
+            return Err(ModelError::file(
                 &cfg_path,
                 "missing: not a trainer run folder",
             ));
@@ -54,7 +54,7 @@ impl TrainedRun {
             digest: model_digest,
         } = checkpoint::read_model_file(&model_path)?;
         if meta.model != config.spec.model {
-            return Err(TrainError::file(
+            return Err(ModelError::file(
                 &model_path,
                 format!(
                     "its architecture ({}) differs from config.json's ({})",
@@ -71,7 +71,7 @@ impl TrainedRun {
         // The normalisation comes from the model file: unusable values are that file's fault.
         normalizer
             .check()
-            .map_err(|e| TrainError::file(&model_path, e.to_string()))?;
+            .map_err(|e| ModelError::file(&model_path, e.to_string()))?;
         Ok(TrainedRun {
             dir: dir.to_path_buf(),
             config,

@@ -12,7 +12,7 @@ use std::path::Path;
 use ballast_format::atomic::{self, Durability};
 use candle_core::{Device, Tensor};
 
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 
 /// A tensor's shape and values in row-major order, on the host.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,25 +104,25 @@ impl TensorFile {
     pub fn get(&self, path: &Path, name: &str) -> Result<&HostTensor> {
         self.tensors
             .get(name)
-            .ok_or_else(|| TrainError::file(path, format!("missing tensor `{name}`")))
+            .ok_or_else(|| ModelError::file(path, format!("missing tensor `{name}`")))
     }
 }
 
 /// Reads and validates a safetensors file of F32 tensors.
 pub fn read(path: &Path) -> Result<TensorFile> {
-    let bytes = ballast_format::regular::read(path).map_err(|e| TrainError::io(path, e))?;
+    let bytes = ballast_format::regular::read(path).map_err(|e| ModelError::io(path, e))?;
     decode(path, &bytes)
 }
 
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<TensorFile> {
-    let corrupt = |e: String| TrainError::file(path, format!("not a valid safetensors file: {e}"));
+    let corrupt = |e: String| ModelError::file(path, format!("not a valid safetensors file: {e}"));
     let (_, meta) =
         safetensors::SafeTensors::read_metadata(bytes).map_err(|e| corrupt(e.to_string()))?;
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| corrupt(e.to_string()))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.iter() {
         if view.dtype() != safetensors::Dtype::F32 {
-            return Err(TrainError::file(
+            return Err(ModelError::file(
                 path,
                 format!("tensor `{name}` is {:?}, expected F32", view.dtype()),
             ));
