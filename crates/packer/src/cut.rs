@@ -90,25 +90,25 @@ fn load(plan: &Plan, row: usize, windows: usize) -> Result<Ready, String> {
     let r = &plan.rows[row];
     let bytes = photo::read(&r.path).map_err(|e| match e {
         PhotoError::Read(io) if io.kind() == std::io::ErrorKind::NotFound => {
-            "photo missing: no such file (moved or deleted since tiling; rerun the tiler, or \
-             pass --photos DIR if the folder moved)"
+            "missing: no such file (moved or deleted since tiling; rerun the tiler, or pass \
+             --photos DIR if the folder moved)"
                 .to_string()
         }
-        other => format!("photo {other}"),
+        other => other.to_string(),
     })?;
     if ballast_format::digest::of_bytes(&bytes) != r.rec.photo_digest {
         return Err(
-            "photo changed since tiling (its BLAKE3 differs from the manifest's \
+            "changed since tiling (its BLAKE3 differs from the manifest's \
                     photo_digest): rerun the tiler"
                 .into(),
         );
     }
-    let decoded = photo::decode(&bytes, plan.photo_max_pixels).map_err(|e| format!("photo {e}"))?;
+    let decoded = photo::decode(&bytes, plan.photo_max_pixels).map_err(|e| e.to_string())?;
     drop(bytes);
     let (width, height) = (decoded.pixels.width(), decoded.pixels.height());
     if (width, height) != (r.rec.photo_width, r.rec.photo_height) {
         return Err(format!(
-            "photo decodes to {width}×{height}, but the manifest says {}×{}: rerun the tiler",
+            "decodes to {width}×{height}, but the manifest says {}×{}: rerun the tiler",
             r.rec.photo_width, r.rec.photo_height
         ));
     }

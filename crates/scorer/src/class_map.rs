@@ -22,6 +22,21 @@
 //! Every class of the run must be in the map and every class in the map must be one of the
 //! run's: a map made for another model is refused, naming the classes. The probability-weighted
 //! mean of values in different units would be meaningless, so mixed units are refused too.
+//!
+//! **Gradation curves** (optional, for every class or none): in TOML, `sieve_mm = [...]`
+//! (increasing sizes in mm) and `passing = [...]` (percent, non-decreasing, 0–100) in each
+//! `[classes.NAME]`, and optionally a specification band:
+//!
+//! ```toml
+//! [envelope]
+//! sieve_mm = [0.5, 2.0, 8.0]
+//! lower = [5.0, 30.0, 80.0]
+//! upper = [30.0, 70.0, 100.0]
+//! ```
+//!
+//! In CSV, columns `sieve_mm` and `passing` hold the lists separated by `;` (e.g.
+//! `"0.5;2;8"` and `"10;55;100"`); the envelope is TOML only. A bad curve is an error naming the
+//! class (see [`crate::gradation::Curve::new`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +44,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::csv_text;
+use crate::gradation::{self, Curve, Envelope, Gradation, Mixture};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassMapError {
@@ -55,6 +71,9 @@ pub struct ClassValue {
     pub compaction: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The class's sieve curve (every class has one, or none has).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curve: Option<Curve>,
 }
 
 /// A class map checked against a run's classes: one entry per class, in the run's class order.
@@ -62,6 +81,18 @@ pub struct ClassValue {
 pub struct ClassMap {
     pub unit: String,
     pub classes: Vec<ClassValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<Envelope>,
+}
+
+/// A photo's expected gradation: the probability-weighted curve and what it says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PhotoGradation {
+    pub curve: Mixture,
+    pub summary: Gradation,
+    /// With an envelope: `Some(failing sieves)` (empty: within), `None` when the curve is
+    /// unknown at one of its sieves.
+    pub envelope: Option<Option<Vec<f64>>>,
 }
 
 /// A parsed map before it is matched with a run. Entries keep file order.
@@ -69,6 +100,7 @@ pub struct ClassMap {
 pub struct ParsedMap {
     pub path: PathBuf,
     pub entries: Vec<Entry>,
+    pub envelope: Option<Envelope>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +109,7 @@ pub struct Entry {
     pub compaction: f64,
     pub unit: String,
     pub label: Option<String>,
+    pub curve: Option<Curve>,
 }
 
 impl ClassMap {
@@ -97,6 +130,71 @@ impl ClassMap {
     pub fn value(&self, class: usize) -> &ClassValue {
         &self.classes[class]
     }
+
+    /// Every class has a sieve curve.
+    pub fn has_curves(&self) -> bool {
+        self.classes.iter().all(|c| c.curve.is_some())
+    }
+
+    /// The class curves' sieve sizes, merged (empty without curves).
+    pub fn sieve_sizes(&self) -> Vec<f64> {
+        gradation::union_sizes(self.classes.iter().filter_map(|c| c.curve.as_ref()))
+    }
+
+    /// The photo's expected curve for class probabilities `probs`, when the map has curves.
+    pub fn gradation(&self, probs: &[f64]) -> Option<PhotoGradation> {
+        let curves: Vec<Curve> = self
+            .classes
+            .iter()
+            .map(|c| c.curve.clone())
+            .collect::<Option<_>>()?;
+        let curve = gradation::mixture(&curves, probs, &self.sieve_sizes());
+        Some(PhotoGradation {
+            summary: curve.summary(),
+            envelope: self.envelope.as_ref().map(|e| e.check(&curve)),
+            curve,
+        })
+    }
+}
+
+/// A list of numbers from a TOML array.
+fn toml_numbers(v: &toml::Value, what: &str) -> Result<Vec<f64>, String> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| format!("{what} must be an array of numbers, not {}", v.type_str()))?;
+    items
+        .iter()
+        .map(|x| match x {
+            toml::Value::Float(f) => Ok(*f),
+            toml::Value::Integer(i) => Ok(*i as f64),
+            other => Err(format!(
+                "{what} must hold numbers, not {} ({other})",
+                other.type_str()
+            )),
+        })
+        .collect()
+}
+
+/// The `[envelope]` table.
+fn toml_envelope(v: &toml::Value) -> Result<Envelope, String> {
+    let t = v
+        .as_table()
+        .ok_or_else(|| "[envelope] must be a table with sieve_mm, lower, upper".to_string())?;
+    let get = |k: &str| {
+        t.get(k)
+            .ok_or_else(|| format!("[envelope] has no `{k}`"))
+            .and_then(|v| toml_numbers(v, &format!("envelope.{k}")))
+    };
+    if let Some(k) = t
+        .keys()
+        .find(|k| !matches!(k.as_str(), "sieve_mm" | "lower" | "upper"))
+    {
+        return Err(format!(
+            "[envelope]: unknown key `{k}` (expected sieve_mm, lower, upper)"
+        ));
+    }
+    Envelope::new(get("sieve_mm")?, get("lower")?, get("upper")?)
+        .map_err(|e| format!("[envelope]: {e}"))
 }
 
 /// Parses a class map file (format by extension).
@@ -151,6 +249,7 @@ pub fn parse_toml(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
     })?;
     let mut default_unit = None;
     let mut classes = None;
+    let mut envelope = None;
     for (key, value) in &table {
         match (key.as_str(), value) {
             ("unit", toml::Value::String(s)) => default_unit = Some(s.clone()),
@@ -161,6 +260,7 @@ pub fn parse_toml(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
                 ));
             }
             ("classes", toml::Value::Table(t)) => classes = Some(t),
+            ("envelope", v) => envelope = Some(toml_envelope(v).map_err(|m| invalid(path, m))?),
             ("classes", other) => {
                 return Err(invalid(
                     path,
@@ -173,7 +273,10 @@ pub fn parse_toml(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
             (other, _) => {
                 return Err(invalid(
                     path,
-                    format!("unknown top-level key `{other}` (expected `unit` and [classes.NAME])"),
+                    format!(
+                        "unknown top-level key `{other}` (expected `unit`, [classes.NAME] and \
+                         [envelope])"
+                    ),
                 ));
             }
         }
@@ -194,6 +297,7 @@ pub fn parse_toml(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
         let mut compaction = None;
         let mut unit = default_unit.clone();
         let mut label = None;
+        let (mut sieve, mut passing) = (None, None);
         for (k, v) in t {
             match k.as_str() {
                 "compaction" => {
@@ -227,11 +331,21 @@ pub fn parse_toml(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
                         unit = Some(s.to_string());
                     }
                 }
+                "sieve_mm" | "passing" => {
+                    let xs = toml_numbers(v, &format!("classes.{name}.{k}"))
+                        .map_err(|m| invalid(path, m))?;
+                    if k == "sieve_mm" {
+                        sieve = Some(xs);
+                    } else {
+                        passing = Some(xs);
+                    }
+                }
                 other => {
                     return Err(invalid(
                         path,
                         format!(
-                            "classes.{name}: unknown key `{other}` (expected compaction, label, unit)"
+                            "classes.{name}: unknown key `{other}` (expected compaction, label, \
+                             unit, sieve_mm, passing)"
                         ),
                     ));
                 }
@@ -248,17 +362,51 @@ pub fn parse_toml(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
                 ),
             )
         })?;
+        let curve = curve_of(name, sieve, passing).map_err(|m| invalid(path, m))?;
         entries.push(Entry {
             class: name.clone(),
             compaction,
             unit,
             label,
+            curve,
         });
     }
     Ok(ParsedMap {
         path: path.to_path_buf(),
         entries,
+        envelope,
     })
+}
+
+/// A class's curve from its two lists (both or neither).
+fn curve_of(
+    class: &str,
+    sieve: Option<Vec<f64>>,
+    passing: Option<Vec<f64>>,
+) -> Result<Option<Curve>, String> {
+    match (sieve, passing) {
+        (None, None) => Ok(None),
+        (Some(s), Some(p)) => Curve::new(s, p)
+            .map(Some)
+            .map_err(|e| format!("class {class}: bad sieve curve: {e}")),
+        (Some(_), None) => Err(format!("class {class} has sieve_mm but no passing")),
+        (None, Some(_)) => Err(format!("class {class} has passing but no sieve_mm")),
+    }
+}
+
+/// `0.5;2;8` (CSV curve cells); empty: no list.
+fn csv_numbers(cell: &str, what: &str) -> Result<Option<Vec<f64>>, String> {
+    if cell.trim().is_empty() {
+        return Ok(None);
+    }
+    cell.split(';')
+        .map(|x| {
+            x.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("{what}: {x:?} is not a number"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// CSV with a header naming `class`, `compaction`, `unit` and optionally `label`.
@@ -284,10 +432,16 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
     let mut col = BTreeMap::new();
     for (i, h) in header.iter().enumerate() {
         let h = h.trim().to_ascii_lowercase();
-        if !matches!(h.as_str(), "class" | "compaction" | "unit" | "label") {
+        if !matches!(
+            h.as_str(),
+            "class" | "compaction" | "unit" | "label" | "sieve_mm" | "passing"
+        ) {
             return Err(line_err(
                 hline,
-                format!("unknown column `{h}` (expected class, compaction, unit, label)"),
+                format!(
+                    "unknown column `{h}` (expected class, compaction, unit, label, sieve_mm, \
+                     passing)"
+                ),
             ));
         }
         if col.insert(h.clone(), i).is_some() {
@@ -332,6 +486,12 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
             return Err(line_err(n, format!("class {class} has an empty unit")));
         }
         let label = get("label").filter(|l| !l.is_empty());
+        let list = |c: &str| {
+            csv_numbers(&get(c).unwrap_or_default(), &format!("class {class} {c}"))
+                .map_err(|m| line_err(n, m))
+        };
+        let curve =
+            curve_of(&class, list("sieve_mm")?, list("passing")?).map_err(|m| line_err(n, m))?;
         if let Some(prev) = entries
             .iter()
             .position(|e: &(usize, Entry)| e.1.class == class)
@@ -351,6 +511,7 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
                 compaction,
                 unit,
                 label,
+                curve,
             },
         ));
     }
@@ -360,6 +521,7 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<ParsedMap, ClassMapError> {
     Ok(ParsedMap {
         path: path.to_path_buf(),
         entries: entries.into_iter().map(|(_, e)| e).collect(),
+        envelope: None,
     })
 }
 
@@ -419,6 +581,28 @@ impl ParsedMap {
                 ),
             ));
         }
+        let without: Vec<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.curve.is_none())
+            .map(|e| e.class.as_str())
+            .collect();
+        if !without.is_empty() && without.len() < self.entries.len() {
+            return Err(invalid(
+                path,
+                format!(
+                    "class(es) {} have no sieve curve while others do: give every class \
+                     sieve_mm and passing, or none",
+                    without.join(", ")
+                ),
+            ));
+        }
+        if self.envelope.is_some() && !without.is_empty() {
+            return Err(invalid(
+                path,
+                "an [envelope] needs the classes' sieve curves (sieve_mm, passing)",
+            ));
+        }
         let unit = self.entries[0].unit.clone();
         let classes = classes
             .iter()
@@ -427,9 +611,14 @@ impl ParsedMap {
                 class: e.class.clone(),
                 compaction: e.compaction,
                 label: e.label.clone(),
+                curve: e.curve.clone(),
             })
             .collect();
-        Ok(ClassMap { unit, classes })
+        Ok(ClassMap {
+            unit,
+            classes,
+            envelope: self.envelope,
+        })
     }
 }
 
@@ -604,5 +793,80 @@ compaction = 94.5
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("class map /nonexistent/map.toml: "), "{e}");
+    }
+
+    const CURVES: &str = r#"
+unit = "%"
+[classes.a]
+compaction = 97
+sieve_mm = [0.5, 2.0]
+passing = [10, 100]
+[classes.b]
+compaction = 94
+sieve_mm = [1.0, 8.0]
+passing = [0.0, 60.0]
+[envelope]
+sieve_mm = [1.0, 8.0]
+lower = [10, 60]
+upper = [20, 100]
+"#;
+
+    #[test]
+    fn curves_and_envelope_in_toml_and_csv() {
+        let ab = names(&["a", "b"]);
+        let m = parse_toml(Path::new("m.toml"), CURVES)
+            .unwrap()
+            .resolve(&ab)
+            .unwrap();
+        assert!(m.has_curves());
+        assert_eq!(m.sieve_sizes(), vec![0.5, 1.0, 2.0, 8.0]);
+        let g = m.gradation(&[0.25, 0.75]).unwrap();
+        assert_eq!(g.curve.passing[3], Some(70.0));
+        assert_eq!(g.envelope, Some(Some(vec![])));
+        let csv = "class,compaction,unit,sieve_mm,passing\n\
+                   a,97,%,0.5;2,10;100\n\
+                   b,94,%,1;8,0;60\n";
+        let c = parse_csv(Path::new("m.csv"), csv)
+            .unwrap()
+            .resolve(&ab)
+            .unwrap();
+        assert_eq!(c.classes, m.classes);
+        // Without curves there is no gradation.
+        let plain = parse_toml(Path::new("m.toml"), TOML)
+            .unwrap()
+            .resolve(&names(&["g1-fine", "g2-medium", "g3-coarse"]))
+            .unwrap();
+        assert!(plain.gradation(&[1.0, 0.0, 0.0]).is_none());
+    }
+
+    #[test]
+    fn bad_curves_name_the_class() {
+        let ab = names(&["a", "b"]);
+        let err = |text: &str| {
+            parse_toml(Path::new("m.toml"), text)
+                .and_then(|p| p.resolve(&ab))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(&CURVES.replace("passing = [0.0, 60.0]", "passing = [60.0, 0.0]"));
+        assert!(
+            e.contains("class b") && e.contains("must not decrease"),
+            "{e}"
+        );
+        let e = err(&CURVES.replace(
+            "sieve_mm = [1.0, 8.0]\npassing",
+            "sieve_mm = [8.0, 1.0]\npassing",
+        ));
+        assert!(e.contains("class b") && e.contains("must increase"), "{e}");
+        let e = err(&CURVES.replace("passing = [10, 100]", "passing = [10, 120]"));
+        assert!(e.contains("class a") && e.contains("outside 0–100"), "{e}");
+        let no_b = CURVES.replace("sieve_mm = [1.0, 8.0]\npassing = [0.0, 60.0]\n", "");
+        let e = err(&no_b);
+        assert!(e.contains("b have no sieve curve"), "{e}");
+        let e = err(&CURVES.replace("lower = [10, 60]", "lower = [30, 60]"));
+        assert!(e.contains("[envelope]") && e.contains("above upper"), "{e}");
+        let csv = "class,compaction,unit,sieve_mm,passing\na,97,%,0.5;x,10;100\nb,94,%,1;8,0;60\n";
+        let e = parse_csv(Path::new("m.csv"), csv).unwrap_err().to_string();
+        assert!(e.contains(":2:") && e.contains("class a sieve_mm"), "{e}");
     }
 }

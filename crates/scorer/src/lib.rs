@@ -20,6 +20,7 @@ pub mod confusion_svg;
 pub mod csv_text;
 pub mod error;
 pub mod eval;
+pub mod gradation;
 pub mod inference;
 pub mod inputs;
 pub mod metrics;

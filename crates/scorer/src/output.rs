@@ -2,8 +2,11 @@
 //!
 //! CSV columns (classes in the run's label order):
 //! `photo,width,height,n_tiles,predicted,agreement,p_<class>...,votes_<class>...`, then with a
-//! class map `expected_compaction,top_class_compaction,unit,predicted_label`, then
-//! `digest,error`. Probabilities, agreement and compaction have 6 decimals. A photo that could
+//! class map `expected_compaction,top_class_compaction,unit,predicted_label`; with sieve curves
+//! in the map `passing_<mm>mm...` (the expected curve at every sieve size of the map's curves),
+//! `d10_mm,d30_mm,d50_mm,d60_mm,d90_mm,cu,cc`, and with an envelope
+//! `within_envelope,envelope_fails` (`;`-separated sieve sizes); then `digest,error`. A value the
+//! curve cannot give (it never reaches 10 %, say) is empty. Probabilities, agreement and compaction have 6 decimals. A photo that could
 //! not be scored has only `photo`, `digest` (when the file could be read) and `error` filled.
 //!
 //! JSON Lines: one object per photo (`{"photo":..,"error":..}` for a bad one). JSON: one
@@ -16,7 +19,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 use crate::aggregate::PhotoVerdict;
-use crate::class_map::ClassMap;
+use crate::class_map::{ClassMap, PhotoGradation};
 use crate::csv_text;
 
 /// Output format of `scorer photos`.
@@ -95,6 +98,43 @@ struct JsonCompaction<'a> {
     predicted_label: Option<&'a str>,
 }
 
+/// A photo's (or window's) expected gradation in JSON.
+#[derive(Serialize)]
+pub struct JsonGradation {
+    sieve_mm: Vec<f64>,
+    passing: Vec<Option<f64>>,
+    d10_mm: Option<f64>,
+    d30_mm: Option<f64>,
+    d50_mm: Option<f64>,
+    d60_mm: Option<f64>,
+    d90_mm: Option<f64>,
+    cu: Option<f64>,
+    cc: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    within_envelope: Option<Option<bool>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    envelope_fails: Option<Vec<f64>>,
+}
+
+impl From<PhotoGradation> for JsonGradation {
+    fn from(g: PhotoGradation) -> Self {
+        let s = g.summary;
+        JsonGradation {
+            sieve_mm: g.curve.sieve_mm,
+            passing: g.curve.passing,
+            d10_mm: s.d10,
+            d30_mm: s.d30,
+            d50_mm: s.d50,
+            d60_mm: s.d60,
+            d90_mm: s.d90,
+            cu: s.cu,
+            cc: s.cc,
+            within_envelope: g.envelope.as_ref().map(|e| e.as_ref().map(Vec::is_empty)),
+            envelope_fails: g.envelope.flatten(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct JsonPhoto<'a> {
     photo: &'a str,
@@ -107,6 +147,8 @@ pub struct JsonPhoto<'a> {
     votes: ClassValues<'a, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     compaction: Option<JsonCompaction<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gradation: Option<Box<JsonGradation>>,
     digest: &'a str,
 }
 
@@ -156,14 +198,48 @@ impl Layout {
                 .map(String::from),
             );
         }
+        h.extend(self.gradation_columns());
         h.push("digest".into());
         h.push("error".into());
         h
     }
 
+    /// The gradation columns (none without curves in the map).
+    pub fn gradation_columns(&self) -> Vec<String> {
+        let Some(m) = self.map.as_ref().filter(|m| m.has_curves()) else {
+            return Vec::new();
+        };
+        let mut h: Vec<String> = m
+            .sieve_sizes()
+            .iter()
+            .map(|s| format!("passing_{s}mm"))
+            .collect();
+        h.extend(["d10_mm", "d30_mm", "d50_mm", "d60_mm", "d90_mm", "cu", "cc"].map(String::from));
+        if m.envelope.is_some() {
+            h.extend(["within_envelope", "envelope_fails"].map(String::from));
+        }
+        h
+    }
+
+    /// The gradation cells for class probabilities `probs` (none without curves).
+    pub fn gradation_cells(&self, probs: &[f64]) -> Vec<String> {
+        let mut f = Vec::new();
+        if let Some(g) = self.map.as_ref().and_then(|m| m.gradation(probs)) {
+            gradation_cells(&g, &mut f);
+        }
+        f
+    }
+
+    /// The gradation object for class probabilities `probs` (none without curves).
+    pub fn gradation_json(&self, probs: &[f64]) -> Option<JsonGradation> {
+        self.map
+            .as_ref()
+            .and_then(|m| m.gradation(probs))
+            .map(JsonGradation::from)
+    }
+
     pub fn csv_row(&self, row: &PhotoRow) -> String {
-        let c = self.classes.len();
-        let width = 6 + 2 * c + if self.map.is_some() { 4 } else { 0 } + 2;
+        let width = self.csv_columns().len();
         let mut f: Vec<String> = Vec::with_capacity(width);
         f.push(row.photo.clone());
         match &row.outcome {
@@ -183,6 +259,7 @@ impl Layout {
                     f.push(m.unit.clone());
                     f.push(top.label.clone().unwrap_or_default());
                 }
+                f.extend(self.gradation_cells(&v.mean));
                 f.push(s.digest.clone());
                 f.push(String::new());
             }
@@ -209,6 +286,7 @@ impl Layout {
                         predicted_label: top.label.as_deref(),
                     }
                 });
+                let gradation = self.gradation_json(&v.mean).map(Box::new);
                 JsonRow::Photo(JsonPhoto {
                     photo: &row.photo,
                     width: s.width,
@@ -225,6 +303,7 @@ impl Layout {
                         values: &v.votes,
                     },
                     compaction,
+                    gradation,
                     digest: &s.digest,
                 })
             }
@@ -247,6 +326,28 @@ impl Layout {
         match format {
             Format::Csv => self.csv_row(row),
             Format::Json | Format::Jsonl => self.jsonl_row(row),
+        }
+    }
+}
+
+/// 6 decimals, or empty when undefined.
+fn cell(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.6}")).unwrap_or_default()
+}
+
+/// The gradation cells of a scored photo, in [`Layout::gradation_columns`] order.
+fn gradation_cells(g: &PhotoGradation, f: &mut Vec<String>) {
+    f.extend(g.curve.passing.iter().map(|p| cell(*p)));
+    let s = &g.summary;
+    f.extend([s.d10, s.d30, s.d50, s.d60, s.d90, s.cu, s.cc].map(cell));
+    if let Some(e) = &g.envelope {
+        match e {
+            Some(fails) => {
+                f.push(fails.is_empty().to_string());
+                let sizes: Vec<String> = fails.iter().map(f64::to_string).collect();
+                f.push(sizes.join(";"));
+            }
+            None => f.extend([String::new(), String::new()]),
         }
     }
 }
@@ -274,15 +375,69 @@ mod tests {
                         class: "fine".into(),
                         compaction: 98.0,
                         label: Some("fine, graded".into()),
+                        curve: None,
                     },
                     ClassValue {
                         class: "coarse".into(),
                         compaction: 90.0,
                         label: None,
+                        curve: None,
                     },
                 ],
+                envelope: None,
             }),
         }
+    }
+
+    /// `layout(true)` with sieve curves (fine 0.5/2 mm: 10/100 %, coarse 1/8 mm: 0/60 %) and an
+    /// envelope at 1 and 8 mm.
+    fn with_curves() -> Layout {
+        use crate::gradation::{Curve, Envelope};
+        let mut l = layout(true);
+        let m = l.map.as_mut().unwrap();
+        m.classes[0].curve = Some(Curve::new(vec![0.5, 2.0], vec![10.0, 100.0]).unwrap());
+        m.classes[1].curve = Some(Curve::new(vec![1.0, 8.0], vec![0.0, 60.0]).unwrap());
+        m.envelope =
+            Some(Envelope::new(vec![1.0, 8.0], vec![10.0, 60.0], vec![20.0, 100.0]).unwrap());
+        l
+    }
+
+    #[test]
+    fn gradation_columns_by_hand() {
+        let l = with_curves();
+        let cols = l.csv_columns();
+        let at = |name: &str| cols.iter().position(|c| c == name).unwrap();
+        let row = crate::csv_text::parse_line(&l.csv_row(&scored())).unwrap();
+        assert_eq!(row.len(), cols.len());
+        // 0.25·fine + 0.75·coarse at 0.5, 1, 2, 8 mm: 2.5, 13.75, 40, 70 % (log-linear).
+        for (c, v) in [
+            ("passing_0.5mm", 2.5),
+            ("passing_1mm", 13.75),
+            ("passing_2mm", 40.0),
+            ("passing_8mm", 70.0),
+        ] {
+            assert_eq!(row[at(c)], format!("{v:.6}"), "{c}");
+        }
+        // D10 between (0.5, 2.5) and (1, 13.75); D50 and D60 between (2, 40) and (8, 70).
+        let d10 = 0.5 * 2f64.powf(7.5 / 11.25);
+        let d60 = 2.0 * 4f64.powf(20.0 / 30.0);
+        assert_eq!(row[at("d10_mm")], format!("{d10:.6}"));
+        assert_eq!(
+            row[at("d50_mm")],
+            format!("{:.6}", 2.0 * 4f64.powf(1.0 / 3.0))
+        );
+        assert_eq!(row[at("d60_mm")], format!("{d60:.6}"));
+        assert_eq!(row[at("cu")], format!("{:.6}", d60 / d10));
+        // The curve stops at 70 %: no D90, no invented value.
+        assert_eq!(row[at("d90_mm")], "");
+        assert_eq!(row[at("within_envelope")], "true");
+        assert_eq!(row[at("envelope_fails")], "");
+        let json = l.jsonl_row(&scored());
+        assert!(json.contains("\"d90_mm\":null"), "{json}");
+        assert!(json.contains("\"within_envelope\":true"), "{json}");
+        // A bad photo's row keeps the width.
+        let bad_row = crate::csv_text::parse_line(&l.csv_row(&bad())).unwrap();
+        assert_eq!(bad_row.len(), cols.len());
     }
 
     fn scored() -> PhotoRow {

@@ -450,6 +450,7 @@ fn per_tile_header(layout: &Layout) -> String {
         .map(String::from)
         .to_vec();
     h.extend(layout.classes.iter().map(|c| format!("p_{c}")));
+    h.extend(layout.gradation_columns());
     crate::csv_text::join(&h)
 }
 
@@ -461,6 +462,8 @@ struct TileJson<'a> {
     size: u32,
     predicted: &'a str,
     probabilities: ClassValues<'a, f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gradation: Option<crate::output::JsonGradation>,
 }
 
 /// Per-window lines. Probabilities are written in full f32 precision (shortest round-trip
@@ -476,6 +479,7 @@ fn per_tile_rows(
     for (i, &(x, y)) in ps.windows.iter().enumerate() {
         let probs = ps.tiles.probs_of(i);
         let predicted = &layout.classes[ps.tiles.preds[i] as usize];
+        let p64: Vec<f64> = probs.iter().map(|&p| p as f64).collect();
         if f == Format::Csv {
             let mut fields = vec![
                 name.to_string(),
@@ -485,6 +489,7 @@ fn per_tile_rows(
                 predicted.clone(),
             ];
             fields.extend(probs.iter().map(|p| p.to_string()));
+            fields.extend(layout.gradation_cells(&p64));
             out.push(crate::csv_text::join(&fields));
         } else {
             let row = TileJson {
@@ -497,6 +502,7 @@ fn per_tile_rows(
                     classes: &layout.classes,
                     values: probs,
                 },
+                gradation: layout.gradation_json(&p64),
             };
             out.push(serde_json::to_string(&row).unwrap_or_default());
         }

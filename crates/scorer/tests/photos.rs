@@ -134,6 +134,40 @@ fn scoring_a_photo_equals_evaluating_its_packed_tiles() {
 }
 
 #[test]
+fn per_tile_rows_carry_each_windows_gradation() {
+    let f = fixture();
+    let d = scratch("per-tile-gradation");
+    let tiles = d.join("tiles.csv");
+    let photo = f.photos.join("g2-medium-fine/g2-medium-fine-0001.jpg");
+    ok(&[
+        "photos",
+        "--run",
+        &s(&f.run),
+        "--class-map",
+        &s(&f.photos.join("class-map.toml")),
+        "--per-tile",
+        &s(&tiles),
+        "-q",
+        &s(&photo),
+    ]);
+    let text = std::fs::read_to_string(&tiles).unwrap();
+    let mut lines = text.lines();
+    let header = ballast_scorer::csv_text::parse_line(lines.next().unwrap()).unwrap();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let (d10, d50, d90) = (col("d10_mm"), col("d50_mm"), col("d90_mm"));
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| ballast_scorer::csv_text::parse_line(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 15);
+    for r in &rows {
+        assert_eq!(r.len(), header.len());
+        let [a, b, c] = [d10, d50, d90].map(|i| r[i].parse::<f64>().unwrap());
+        // Every class curve runs from 0 % to 100 %, so every D-value exists and they rise.
+        assert!(a < b && b < c, "{r:?}");
+    }
+}
+
+#[test]
 fn csv_json_and_jsonl_with_a_class_map() {
     let f = fixture();
     let map = f.photos.join("class-map.toml");
@@ -149,11 +183,19 @@ fn csv_json_and_jsonl_with_a_class_map() {
     ]);
     let text = stdout(&o);
     let mut lines = text.lines();
+    // synth's map carries sieve curves: the expected curve at the union of their sizes, then
+    // the D-values (no envelope in it).
+    let sizes = "3,3.75,4,5.5,6.25,7.5,10,12.5,15,20,25,30,40,50,80";
+    let passing: Vec<String> = sizes.split(',').map(|s| format!("passing_{s}mm")).collect();
     assert_eq!(
         lines.next().unwrap(),
-        "photo,width,height,n_tiles,predicted,agreement,p_g1-fine,p_g2-medium-fine,p_g3-medium,\
-         votes_g1-fine,votes_g2-medium-fine,votes_g3-medium,expected_compaction,\
-         top_class_compaction,unit,predicted_label,digest,error"
+        format!(
+            "photo,width,height,n_tiles,predicted,agreement,p_g1-fine,p_g2-medium-fine,\
+             p_g3-medium,votes_g1-fine,votes_g2-medium-fine,votes_g3-medium,\
+             expected_compaction,top_class_compaction,unit,predicted_label,{},\
+             d10_mm,d30_mm,d50_mm,d60_mm,d90_mm,cu,cc,digest,error",
+            passing.join(",")
+        )
     );
     let rows: Vec<Vec<String>> = lines
         .map(|l| ballast_scorer::csv_text::parse_line(l).unwrap())
@@ -183,7 +225,18 @@ fn csv_json_and_jsonl_with_a_class_map() {
         assert!(r[15].contains("well graded"), "{}", r[15]);
         let agreement: f64 = r[5].parse().unwrap();
         assert!((agreement - votes[top] as f64 / 15.0).abs() < 1e-6);
-        assert_eq!(r[17], "", "no error");
+        // 15 passing columns (a curve, rising), 7 gradation values, digest, error.
+        let curve: Vec<f64> = r[16..31].iter().map(|v| v.parse().unwrap()).collect();
+        assert!(curve.windows(2).all(|w| w[0] <= w[1] + 1e-9), "{curve:?}");
+        let d: Vec<f64> = r[31..36].iter().map(|v| v.parse().unwrap()).collect();
+        assert!(
+            d.windows(2).all(|w| w[0] < w[1]),
+            "D10 < D30 < … < D90: {d:?}"
+        );
+        assert!((3.0..80.0).contains(&d[2]), "D50 {}", d[2]);
+        let cu: f64 = r[36].parse().unwrap();
+        assert!((cu - d[3] / d[0]).abs() < 1e-4 * cu);
+        assert_eq!(r[39], "", "no error");
     }
 
     // JSON and JSONL by extension; the same verdicts.

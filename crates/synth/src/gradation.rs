@@ -18,6 +18,10 @@ use crate::error::SynthError;
 pub const REFERENCE_WIDTH: u32 = 4896;
 pub const REFERENCE_HEIGHT: u32 = 3264;
 
+/// The stated ground scale of the synthetic scene: millimetres per pixel of a reference-size
+/// photo (4 896 px across 2.45 m of ground), so class curves can be given in mm.
+pub const MM_PER_REFERENCE_PX: f64 = 0.5;
+
 /// The most classes `--classes` accepts (beyond 5 they are interpolated).
 pub const MAX_CLASSES: usize = 64;
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::encode::PhotoFormat;
-use crate::gradation::{Gradation, SievePoint};
+use crate::gradation::{Gradation, MM_PER_REFERENCE_PX, SievePoint};
 
 /// The `format` tag of synth.json.
 pub const FORMAT_TAG: &str = "ballast.synth/1";
@@ -113,18 +113,35 @@ pub fn class_map_toml(gradations: &[Gradation]) -> String {
         "# ballast class map: compaction value per class\n\
          # Written by synth. These compaction values are SYNTHETIC (invented for the demo data\n\
          # set): they fall as the gradation moves away from the densest Fuller curve and loses\n\
-         # fines. The gradations are described in synth.json.\n\
+         # fines. The gradations are described in synth.json. Sieve curves: mass percent\n\
+         # passing at sieve sizes in mm, at the stated scale of 0.5 mm per pixel of a\n\
+         # 4896x3264 photo (the rendered grains follow these curves).\n\
          unit = \"% of max dry density\"\n",
     );
     for g in gradations {
+        let curve = g.sieve_curve();
+        let mm: Vec<String> = curve
+            .iter()
+            .map(|p| format!("{:?}", round3(p.size * MM_PER_REFERENCE_PX)))
+            .collect();
+        let passing: Vec<String> = curve
+            .iter()
+            .map(|p| format!("{:?}", round3(p.passing * 100.0)))
+            .collect();
         s.push_str(&format!(
-            "\n[classes.{}]\ncompaction = {:?}\nlabel = {}\n",
+            "\n[classes.{}]\ncompaction = {:?}\nlabel = {}\nsieve_mm = [{}]\npassing = [{}]\n",
             g.name,
             g.compaction,
-            toml_string(&g.label)
+            toml_string(&g.label),
+            mm.join(", "),
+            passing.join(", ")
         ));
     }
     s
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// A TOML basic string.
