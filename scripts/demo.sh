@@ -2,8 +2,10 @@
 # ballast end to end on the built-in demo data set (the README's main command):
 #   scripts/demo.sh                 # → demo-work/
 # Builds the release binaries, renders 5 gradation classes of synthetic embankment photos with
-# `synth`, then tiler → packer → trainer → scorer (eval on the val photos, and scoring of
-# held-out "field" photos with the synthetic class map), and prints a summary table.
+# `synth`, then tiler → packer → trainer → scorer (eval on the val photos, which also fits the
+# calibration and the novelty check, and scoring of held-out "field" photos with the synthetic
+# class map, with a map per photo and one HTML report), and prints a summary table and the
+# report's path.
 # Rerunning reuses everything that is up to date. Settings (environment):
 #   WORK=demo-work CLASSES=5 PER_CLASS=24 WIDTH=1224 HEIGHT=816 TILE=128 SIZE=64
 #   EPOCHS=25 THREADS=(all cores) SEED=0; BATCH, OPTIMIZER, LR and RECIPE default to the
@@ -61,7 +63,8 @@ stage trainer "$B/trainer" --cache "$WORK/cache" --run "$WORK/runs/demo" --epoch
 stage eval "$B/scorer" eval --run "$WORK/runs/demo" --cache "$WORK/cache" --out "$WORK/eval" \
   "${THREADS_ARG[@]}" > "$WORK/eval-summary.txt"
 stage score "$B/scorer" photos --run "$WORK/runs/demo" --class-map "$WORK/photos/class-map.toml" \
-  --out "$WORK/field-scores.csv" "$WORK/field" "${THREADS_ARG[@]}"
+  --out "$WORK/field-scores.csv" --maps "$WORK/field-maps" --html "$WORK/field-report.html" \
+  "$WORK/field" "${THREADS_ARG[@]}"
 
 cat "$WORK/eval-summary.txt"
 python3 - "$WORK" <<'PY'
@@ -80,6 +83,8 @@ rows = [
     ("epochs", len(metrics)),
     ("val accuracy (tiles)", f'{100 * report["accuracy"]:.1f} %  (chance {100 / len(index["classes"]):.0f} %)'),
     ("val accuracy (photos)", f'{100 * report["per_photo"]["accuracy"]:.1f} %'),
+    ("calibration: temperature, ECE before → after", f'{report["calibration"]["temperature"]:.3f}, {report["calibration"]["ece_before"]:.3f} → {report["calibration"]["ece_after"]:.3f}'),
+    ("novelty check: val photos flagged", f'{report["novelty"]["val_photos_flagged"]} / {report["novelty"]["val_photos"]}'),
 ]
 rows += [(f"seconds: {k}", f"{int(ms) / 1000:.1f}") for k, ms in secs]
 print()
@@ -92,9 +97,11 @@ print("Field photos (held out), with the synthetic class map:")
 with open(f"{work}/field-scores.csv") as f:
     r = list(csv.DictReader(f))
 w = max(len(row["photo"]) for row in r) if r else 5
-print(f'{"photo":{w}} {"predicted":18} {"agree":>6} {"compaction":>10}')
+print(f'{"photo":{w}} {"predicted":18} {"agree":>6} {"D50 mm":>7} {"flag":16} {"compaction":>10}')
 for row in r:
     print(f'{row["photo"]:{w}} {row["predicted"]:18} {float(row["agreement"]):6.2f} '
+          f'{row.get("d50_mm") or "":>7.7} {row.get("flag") or "":16} '
           f'{float(row.get("expected_compaction") or "nan"):10.2f} {row.get("unit", "")}')
-print(f"\nOutputs under {work}/: tiles, cache, runs/demo (model, curves.svg, notes.md), eval (report.json, confusion.svg), field-scores.csv")
+print(f"\nOutputs under {work}/: tiles, cache, runs/demo (model, calibration.json, curves.svg, notes.md), eval (report.json, confusion.svg), field-scores.csv, field-maps (a map and a sieve curve per photo)")
+print(f"Field report (open it in a browser): {work}/field-report.html")
 PY

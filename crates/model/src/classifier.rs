@@ -94,6 +94,13 @@ impl TrainedRun {
         self.model.forward_logits(&x)
     }
 
+    /// Feature groups (see [`Model::forward_features`]) and logits of a u8 batch, normalised
+    /// as in training.
+    pub fn features(&self, images: &Tensor) -> Result<(Vec<Tensor>, Logits)> {
+        let x = self.normalizer.apply(images)?;
+        self.model.forward_features(&x)
+    }
+
     /// Class probabilities [B, classes] (softmax of the logits).
     pub fn probabilities(&self, images: &Tensor) -> Result<Tensor> {
         self.logits(images)?.probabilities()

@@ -55,6 +55,16 @@ impl Logits {
         Ok(candle_nn::ops::softmax_last_dim(&self.0)?)
     }
 
+    /// Softmax of the logits divided by `temperature` (temperature scaling, fitted on val by
+    /// the scorer): the same ranking, better-calibrated confidence. 1 is [`Self::probabilities`].
+    pub fn probabilities_at(&self, temperature: f64) -> Result<Tensor> {
+        if temperature == 1.0 {
+            return self.probabilities();
+        }
+        let scaled = self.0.affine(1.0 / temperature, 0.0)?;
+        Ok(candle_nn::ops::softmax_last_dim(&scaled)?)
+    }
+
     /// The most likely class of each sample (u32 [B]).
     pub fn predictions(&self) -> Result<Tensor> {
         Ok(self.0.argmax(1)?)
@@ -212,7 +222,26 @@ impl Model {
         self.forward(x, Some(dropout))
     }
 
+    /// Logits and feature groups in evaluation mode, for the scorer's out-of-distribution
+    /// check: per conv block the mean and standard deviation of each channel over the image
+    /// ([B, 2·C], texture statistics), then the penultimate features (the last hidden layer's
+    /// activations after its ReLU; the flattened conv output when there is no hidden layer).
+    pub fn forward_features(&self, x: &Tensor) -> Result<(Vec<Tensor>, Logits)> {
+        let mut groups = Vec::with_capacity(self.spec.conv.len() + 1);
+        let logits = self.forward_parts(x, None, Some(&mut groups))?;
+        Ok((groups, logits))
+    }
+
     fn forward(&self, x: &Tensor, dropout: Option<&[Tensor]>) -> Result<Logits> {
+        self.forward_parts(x, dropout, None)
+    }
+
+    fn forward_parts(
+        &self,
+        x: &Tensor,
+        dropout: Option<&[Tensor]>,
+        mut features: Option<&mut Vec<Tensor>>,
+    ) -> Result<Logits> {
         self.check_input(x)?;
         // Evaluation keeps no autograd graph.
         let track = dropout.is_some();
@@ -222,6 +251,9 @@ impl Model {
             let w = self.param(&format!("conv{i}.weight"), track)?;
             let b = self.param(&format!("conv{i}.bias"), track)?;
             h = ballast_kernels::conv_relu_pool(&h, &w, &b, pad, true)?;
+            if let Some(f) = features.as_deref_mut() {
+                f.push(channel_stats(&h)?);
+            }
         }
         // NCHW flatten, as PyTorch's x.flatten(1).
         h = h.flatten_from(1)?;
@@ -229,6 +261,11 @@ impl Model {
         for j in 1..=n_fc {
             let w = self.param(&format!("fc{j}.weight"), track)?;
             let b = self.param(&format!("fc{j}.bias"), track)?;
+            if j == n_fc
+                && let Some(f) = features.as_deref_mut()
+            {
+                f.push(h.clone());
+            }
             h = candle_nn::Linear::new(w, Some(b)).forward(&h)?;
             if j < n_fc {
                 h = h.relu()?;
@@ -241,6 +278,15 @@ impl Model {
         }
         Ok(Logits(h))
     }
+}
+
+/// Per channel, the mean and standard deviation over the image: [B, C, H, W] → [B, 2·C]
+/// (means first).
+fn channel_stats(h: &Tensor) -> Result<Tensor> {
+    let flat = h.flatten_from(2)?;
+    let mean = flat.mean_keepdim(2)?;
+    let var = flat.broadcast_sub(&mean)?.sqr()?.mean(2)?;
+    Ok(Tensor::cat(&[&mean.squeeze(2)?, &var.sqrt()?], 1)?)
 }
 
 /// Inverted-dropout masks for one training batch, drawn from ballast's generator keyed by

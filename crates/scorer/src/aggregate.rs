@@ -18,6 +18,16 @@ pub struct TileScores {
     pub preds: Vec<u32>,
     /// Logits, row-major [tiles, classes] (for the loss).
     pub logits: Vec<f32>,
+    /// The model's feature groups (see `Model::forward_features`), when asked for (else
+    /// empty).
+    pub features: Vec<FeatureGroup>,
+}
+
+/// One group of features of every tile, row-major [tiles, dim].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FeatureGroup {
+    pub dim: usize,
+    pub values: Vec<f32>,
 }
 
 impl TileScores {
@@ -109,6 +119,7 @@ mod tests {
             probs: rows.iter().flatten().copied().collect(),
             preds: rows.iter().map(|r| argmax(r) as u32).collect(),
             logits: rows.iter().flatten().map(|p| p.ln()).collect(),
+            ..Default::default()
         }
     }
 

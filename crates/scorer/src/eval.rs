@@ -40,9 +40,11 @@ use crate::csv_text;
 use crate::error::{Result, ScoreError};
 use crate::inference;
 use crate::metrics::{Confusion, Metrics};
+use crate::novelty;
 use crate::run_model::{self, LoadedRun};
+use crate::trust::{self, FitInputs, Trust};
 
-pub const EVAL_FORMAT: &str = "ballast-eval/1";
+pub const EVAL_FORMAT: &str = "ballast-eval/2";
 /// The lock holder's stage name.
 pub const LOCK_STAGE: &str = "scorer-eval";
 pub const EVAL_DIR: &str = "eval";
@@ -198,7 +200,37 @@ pub struct Report {
     pub per_photo: PerPhoto,
     pub misclassified_tiles: Vec<TileMistake>,
     pub misclassified_photos: Vec<PhotoMistake>,
+    /// Temperature scaling fitted on these val tiles (stored in RUN/calibration.json).
+    pub calibration: crate::calibration::Temperature,
+    pub novelty: NoveltySection,
     pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupSection {
+    pub name: String,
+    pub dim: usize,
+    pub threshold: f64,
+}
+
+/// The novelty check fitted for `scorer photos`, and what it says about the val photos.
+#[derive(Clone, Debug, Serialize)]
+pub struct NoveltySection {
+    pub fitted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub method: &'static str,
+    /// Each feature group with its threshold: the distance at `quantile` of the val windows.
+    pub groups: Vec<GroupSection>,
+    pub train_samples: u64,
+    pub val_samples: u64,
+    pub quantile: f64,
+    /// A photo is flagged when the median of its windows' ratios exceeds 1.
+    pub rule: &'static str,
+    pub val_photos: u64,
+    pub val_photos_flagged: u64,
+    /// The highest val photo score (median window ratio).
+    pub val_photo_score_max: f64,
 }
 
 /// The digest of what an evaluation depends on: the model bytes, the cache index and the
@@ -236,6 +268,7 @@ pub fn eval(o: &EvalOptions) -> Result<Evaluation> {
 
     if !o.force
         && let Some(summary) = up_to_date(
+            &o.run,
             &out,
             &model_digest,
             &run.config.identity,
@@ -270,7 +303,11 @@ pub fn eval(o: &EvalOptions) -> Result<Evaluation> {
         o.cache.display()
     );
     let bar = ballast_cli::progress(val.len() as u64, "val", o.quiet);
-    let scores = inference::score(&run, val.images(), batch, |n| bar.inc(n as u64))?;
+    let how = inference::Scoring {
+        temperature: 1.0,
+        features: true,
+    };
+    let scores = inference::score(&run, val.images(), batch, how, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
 
     let classes = run.classes().to_vec();
@@ -284,6 +321,16 @@ pub fn eval(o: &EvalOptions) -> Result<Evaluation> {
             ),
         ));
     }
+    let trust = trust::fit(FitInputs {
+        run: &run,
+        model_digest: &model_digest,
+        cache: &cache,
+        device: &o.device,
+        batch,
+        val: &scores,
+        val_labels: &labels,
+        quiet: o.quiet,
+    })?;
     let report = build_report(ReportInputs {
         o,
         run: &run,
@@ -294,6 +341,7 @@ pub fn eval(o: &EvalOptions) -> Result<Evaluation> {
         labels: &labels,
         sources: &val.sources,
         scores: &scores,
+        trust: &trust,
         warnings,
     });
     if same_cache && report.matches_logged_accuracy == Some(false) {
@@ -301,6 +349,14 @@ pub fn eval(o: &EvalOptions) -> Result<Evaluation> {
             "accuracy {:.6} differs from the {:.6} the trainer logged for epoch {} (a different \
              thread count or device rounds differently)",
             report.accuracy, report.run.logged_val_acc, report.run.checkpoint_epoch
+        );
+    }
+    // Before report.json, whose presence marks the evaluation up to date. A run folder that
+    // cannot be written (shared read-only) still gets its report, with a warning.
+    if let Err(e) = trust.write(&o.run) {
+        warn!(
+            "cannot store the calibration in the run folder ({e}): `scorer photos` with this run \
+             will report uncalibrated probabilities and no flag"
         );
     }
     write_outputs(&out, &report, &labels, &val.sources, &scores)?;
@@ -322,6 +378,7 @@ fn short(d: &str) -> &str {
 /// The summary of an existing report when it describes this model, cache and batch size and
 /// every output file is there.
 fn up_to_date(
+    run: &Path,
     out: &Path,
     model_digest: &str,
     identity: &str,
@@ -341,7 +398,11 @@ fn up_to_date(
         && s("/run/identity").as_deref() == Some(identity)
         && s("/cache/index_digest").as_deref() == Some(index_digest)
         && v.pointer("/eval_batch").and_then(|x| x.as_u64()) == Some(batch as u64);
-    if !same {
+    let classes = v
+        .pointer("/classes")
+        .and_then(|c| c.as_array())
+        .map_or(0, Vec::len);
+    if !same || !trust_current(run, classes, model_digest, index_digest) {
         return None;
     }
     let f = |p: &str| v.pointer(p).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
@@ -354,6 +415,14 @@ fn up_to_date(
     ))
 }
 
+/// Whether RUN/calibration.json is whole and was fitted for this model on this cache.
+fn trust_current(run: &Path, classes: usize, model_digest: &str, index_digest: &str) -> bool {
+    matches!(
+        Trust::read(run, classes),
+        Ok(Some(t)) if t.model_digest == model_digest && t.cache_index_digest == index_digest
+    )
+}
+
 struct ReportInputs<'a> {
     o: &'a EvalOptions,
     run: &'a TrainedRun,
@@ -364,6 +433,7 @@ struct ReportInputs<'a> {
     labels: &'a [usize],
     sources: &'a [ballast_model::data::SampleSource],
     scores: &'a TileScores,
+    trust: &'a Trust,
     warnings: Vec<String>,
 }
 
@@ -425,6 +495,7 @@ fn build_report(r: ReportInputs<'_>) -> Report {
         });
     }
     let photo_metrics = Metrics::compute(&photo_conf, &classes);
+    let novelty = novelty_section(r.trust, r.scores, &by_photo);
 
     let tile_mistakes: Vec<TileMistake> = (0..n)
         .filter(|&i| r.scores.preds[i] as usize != r.labels[i])
@@ -496,9 +567,56 @@ fn build_report(r: ReportInputs<'_>) -> Report {
         },
         misclassified_tiles: tile_mistakes,
         misclassified_photos: photo_mistakes,
+        calibration: r.trust.calibration.clone(),
+        novelty,
         warnings,
         classes,
     }
+}
+
+/// The novelty section: the fitted statistics' figures and each val photo's verdict.
+fn novelty_section(
+    trust: &Trust,
+    scores: &TileScores,
+    by_photo: &BTreeMap<&str, Vec<usize>>,
+) -> NoveltySection {
+    let mut s = NoveltySection {
+        fitted: false,
+        note: trust.novelty_note.clone(),
+        method: novelty::METHOD,
+        groups: Vec::new(),
+        train_samples: 0,
+        val_samples: 0,
+        quantile: novelty::QUANTILE,
+        rule: "unlike-training when the median of a photo's window scores exceeds 1",
+        val_photos: by_photo.len() as u64,
+        val_photos_flagged: 0,
+        val_photo_score_max: 0.0,
+    };
+    let Some(m) = &trust.novelty else {
+        return s;
+    };
+    let ratios = m.ratios(&scores.features);
+    for idx in by_photo.values() {
+        let r: Vec<f64> = idx.iter().filter_map(|&i| ratios.get(i).copied()).collect();
+        if let Some(v) = novelty::verdict(&r) {
+            s.val_photos_flagged += u64::from(v.unlike_training);
+            s.val_photo_score_max = s.val_photo_score_max.max(v.score);
+        }
+    }
+    s.fitted = true;
+    s.groups = m
+        .groups
+        .iter()
+        .map(|g| GroupSection {
+            name: g.name.clone(),
+            dim: g.dim,
+            threshold: g.threshold,
+        })
+        .collect();
+    s.train_samples = m.train_samples;
+    s.val_samples = m.val_samples;
+    s
 }
 
 /// predictions.csv: `tile,photo,copy,shard,position,true,predicted,p_<class>...`.
@@ -657,6 +775,34 @@ pub fn summary_text(r: &Report, run: &Path, cache: &Path) -> String {
             r.run.logged_val_acc, r.run.checkpoint_epoch
         )),
         None => s.push_str("(a different cache than the run was trained on)\n"),
+    }
+    let c = &r.calibration;
+    s.push_str(&format!(
+        "calibration: temperature {:.4}, expected calibration error {:.4} → {:.4} (stored in \
+         {}/{})\n",
+        c.temperature,
+        c.ece_before,
+        c.ece_after,
+        run.display(),
+        crate::trust::TRUST_FILE
+    ));
+    let n = &r.novelty;
+    if n.fitted {
+        s.push_str(&format!(
+            "novelty check: {} feature groups of {} train samples, thresholds at the {} \
+             quantile of val windows; {}/{} val photos flagged (highest score {:.3})\n",
+            n.groups.len(),
+            n.train_samples,
+            n.quantile,
+            n.val_photos_flagged,
+            n.val_photos,
+            n.val_photo_score_max
+        ));
+    } else {
+        s.push_str(&format!(
+            "novelty check: not fitted ({})\n",
+            n.note.as_deref().unwrap_or("unknown reason")
+        ));
     }
     for w in &r.warnings {
         s.push_str(&format!("warning: {w}\n"));

@@ -12,12 +12,30 @@ use candle_core::Tensor;
 use crate::aggregate::TileScores;
 use crate::error::{Result, ScoreError};
 
+/// What a scoring pass returns besides logits and predictions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scoring {
+    /// Probabilities are softmax(logits / temperature) (1: the model's own).
+    pub temperature: f64,
+    /// Also bring back the penultimate features (for the novelty check).
+    pub features: bool,
+}
+
+impl Scoring {
+    /// The model's own probabilities, no features.
+    pub const RAW: Scoring = Scoring {
+        temperature: 1.0,
+        features: false,
+    };
+}
+
 /// Scores every sample of `images` (u8 [N,1,S,S] on the run's device), `batch` at a time, in
 /// order. `progress` is told how many samples each batch held.
 pub fn score(
     run: &TrainedRun,
     images: &Tensor,
     batch: usize,
+    how: Scoring,
     mut progress: impl FnMut(usize),
 ) -> Result<TileScores> {
     if batch == 0 {
@@ -30,14 +48,30 @@ pub fn score(
         probs: Vec::with_capacity(n * classes),
         preds: Vec::with_capacity(n),
         logits: Vec::with_capacity(n * classes),
+        features: Vec::new(),
     };
     let mut start = 0;
     while start < n {
         let len = batch.min(n - start);
         let x = images.narrow(0, start, len)?;
-        let logits = run.logits(&x)?;
+        let logits = if how.features {
+            let (groups, logits) = run.features(&x)?;
+            out.features.resize_with(groups.len(), Default::default);
+            for (g, t) in out.features.iter_mut().zip(groups) {
+                g.dim = t.dim(1)?;
+                let f = t.flatten_all()?.to_vec1::<f32>()?;
+                check_finite(run, "features", &f, start, g.dim)?;
+                g.values.extend(f);
+            }
+            logits
+        } else {
+            run.logits(&x)?
+        };
         let l = logits.tensor().flatten_all()?.to_vec1::<f32>()?;
-        let p = logits.probabilities()?.flatten_all()?.to_vec1::<f32>()?;
+        let p = logits
+            .probabilities_at(how.temperature)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         check_finite(run, "logits", &l, start, classes)?;
         check_finite(run, "probabilities", &p, start, classes)?;
         out.logits.extend(l);

@@ -13,6 +13,7 @@
 //!   finite weights); [`complete`]: whether a photo file is still being written.
 
 pub mod aggregate;
+pub mod calibration;
 pub mod class_map;
 pub mod compat;
 pub mod complete;
@@ -20,14 +21,21 @@ pub mod confusion_svg;
 pub mod csv_text;
 pub mod error;
 pub mod eval;
+pub mod figures;
+pub mod font;
 pub mod gradation;
+pub mod html;
 pub mod inference;
 pub mod inputs;
+pub mod maps;
 pub mod metrics;
+pub mod novelty;
 pub mod output;
 pub mod photo_scorer;
 pub mod photos;
+pub mod report_page;
 pub mod run_model;
+pub mod trust;
 pub mod watch;
 
 pub use error::ScoreError;

@@ -40,7 +40,7 @@ struct ModelArgs {
 enum Command {
     /// Accuracy, per-class precision/recall/F1, confusion matrix and per-photo accuracy on the
     /// cache's val split; writes report.json, confusion.svg, confusion-photos.svg and
-    /// predictions.csv.
+    /// predictions.csv, and fits the run's calibration and novelty check (RUN/calibration.json).
     Eval {
         #[command(flatten)]
         model: ModelArgs,
@@ -58,8 +58,10 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Score photos: per photo the predicted class, mean probability per class, tile votes,
-    /// agreement, and with --class-map the expected compaction. CSV, JSON or JSON Lines.
+    /// Score photos: per photo the predicted class, mean (calibrated) probability per class,
+    /// tile votes, agreement, ood_score and flag (ok / unlike-training), and with --class-map
+    /// the expected compaction and gradation (D-values, Cu, Cc, envelope). CSV, JSON or JSON
+    /// Lines; maps and an HTML report on request.
     Photos {
         #[command(flatten)]
         model: ModelArgs,
@@ -79,6 +81,15 @@ enum Command {
         /// Also write every window's probabilities (.csv or .jsonl) to FILE.
         #[arg(long, value_name = "FILE")]
         per_tile: Option<PathBuf>,
+        /// Write one map per photo into DIR (NAME.map.png: windows tinted by predicted class,
+        /// shaded by confidence, with a legend) and, with sieve curves in the class map, its
+        /// expected curve with the class curves and envelope (NAME.curve.svg).
+        #[arg(long, value_name = "DIR")]
+        maps: Option<PathBuf>,
+        /// Write one self-contained HTML report (table, maps, curves, flags; images embedded)
+        /// to FILE. Batch mode only.
+        #[arg(long, value_name = "FILE", conflicts_with = "watch")]
+        html: Option<PathBuf>,
         /// Window side in photo pixels [default: the tile size of the run's data].
         #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(1..))]
         tile_size: Option<u32>,
@@ -191,6 +202,8 @@ fn main() -> ExitCode {
             out,
             format,
             per_tile,
+            maps,
+            html,
             tile_size,
             stride,
             max_pixels,
@@ -228,6 +241,8 @@ fn main() -> ExitCode {
                 device,
                 quiet,
                 watch,
+                maps,
+                html,
             };
             photos(&opts)?;
             Ok(ExitCode::SUCCESS)

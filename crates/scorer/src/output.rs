@@ -5,9 +5,13 @@
 //! class map `expected_compaction,top_class_compaction,unit,predicted_label`; with sieve curves
 //! in the map `passing_<mm>mm...` (the expected curve at every sieve size of the map's curves),
 //! `d10_mm,d30_mm,d50_mm,d60_mm,d90_mm,cu,cc`, and with an envelope
-//! `within_envelope,envelope_fails` (`;`-separated sieve sizes); then `digest,error`. A value the
-//! curve cannot give (it never reaches 10 %, say) is empty. Probabilities, agreement and compaction have 6 decimals. A photo that could
-//! not be scored has only `photo`, `digest` (when the file could be read) and `error` filled.
+//! `within_envelope,envelope_fails` (`;`-separated sieve sizes); then always `ood_score,flag`
+//! (the novelty check fitted by `scorer eval`: the median of the windows' distance-to-training
+//! ratios, and `ok` / `unlike-training`; both empty when the run has no fitted check), then
+//! `digest,error`. A value the curve cannot give (it never reaches 10 %, say) is empty.
+//! Probabilities are calibrated (temperature scaling) when the run has a calibration file.
+//! Probabilities, agreement and compaction have 6 decimals. A photo that could not be scored
+//! has only `photo`, `digest` (when the file could be read) and `error` filled.
 //!
 //! JSON Lines: one object per photo (`{"photo":..,"error":..}` for a bad one). JSON: one
 //! document with the run's identity, the classes, the geometry, the class map, `photos` and
@@ -21,6 +25,7 @@ use serde::ser::{SerializeMap, Serializer};
 use crate::aggregate::PhotoVerdict;
 use crate::class_map::{ClassMap, PhotoGradation};
 use crate::csv_text;
+use crate::novelty::Verdict;
 
 /// Output format of `scorer photos`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +60,8 @@ pub struct Scored {
     pub height: u32,
     pub digest: String,
     pub verdict: PhotoVerdict,
+    /// The novelty check's verdict; `None` when the run has no fitted check.
+    pub novelty: Option<Verdict>,
 }
 
 /// One photo's line of output: scored, or why not.
@@ -149,6 +156,9 @@ pub struct JsonPhoto<'a> {
     compaction: Option<JsonCompaction<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gradation: Option<Box<JsonGradation>>,
+    /// Median window novelty score (null without a fitted check) and its flag.
+    ood_score: Option<f64>,
+    flag: Option<&'static str>,
     digest: &'a str,
 }
 
@@ -199,6 +209,7 @@ impl Layout {
             );
         }
         h.extend(self.gradation_columns());
+        h.extend(["ood_score", "flag"].map(String::from));
         h.push("digest".into());
         h.push("error".into());
         h
@@ -260,6 +271,8 @@ impl Layout {
                     f.push(top.label.clone().unwrap_or_default());
                 }
                 f.extend(self.gradation_cells(&v.mean));
+                f.push(cell(s.novelty.map(|n| n.score)));
+                f.push(s.novelty.map(|n| n.flag().to_string()).unwrap_or_default());
                 f.push(s.digest.clone());
                 f.push(String::new());
             }
@@ -304,6 +317,8 @@ impl Layout {
                     },
                     compaction,
                     gradation,
+                    ood_score: s.novelty.map(|n| n.score),
+                    flag: s.novelty.map(|n| n.flag()),
                     digest: &s.digest,
                 })
             }
@@ -447,6 +462,7 @@ mod tests {
                 width: 4896,
                 height: 3264,
                 digest: "d".repeat(64),
+                novelty: None,
                 verdict: PhotoVerdict {
                     n_tiles: 54,
                     mean: vec![0.25, 0.75],
@@ -474,31 +490,48 @@ mod tests {
         assert_eq!(
             l.csv_header(),
             "photo,width,height,n_tiles,predicted,agreement,p_fine,p_coarse,votes_fine,\
-             votes_coarse,digest,error"
+             votes_coarse,ood_score,flag,digest,error"
         );
         assert_eq!(
             l.csv_row(&scored()),
             format!(
-                "site a/IMG 1.jpg,4896,3264,54,coarse,0.814815,0.250000,0.750000,10,44,{},",
+                "site a/IMG 1.jpg,4896,3264,54,coarse,0.814815,0.250000,0.750000,10,44,,,{},",
                 "d".repeat(64)
             )
         );
         assert_eq!(
             l.csv_row(&bad()),
-            "\"x,y.jpg\",,,,,,,,,,,truncated JPEG data"
+            "\"x,y.jpg\",,,,,,,,,,,,,truncated JPEG data"
+        );
+        // A fitted novelty check fills its two cells.
+        let mut flagged = scored();
+        if let Ok(s) = &mut flagged.outcome {
+            s.novelty = Some(Verdict {
+                score: 2.5,
+                unlike_training: true,
+            });
+        }
+        assert!(
+            l.csv_row(&flagged)
+                .contains(",10,44,2.500000,unlike-training,dddd")
+        );
+        assert!(
+            l.jsonl_row(&flagged)
+                .contains("\"ood_score\":2.5,\"flag\":\"unlike-training\",\"digest\"")
         );
         let m = layout(true);
         assert!(m.csv_header().ends_with(
-            ",votes_coarse,expected_compaction,top_class_compaction,unit,predicted_label,digest,error"
+            ",votes_coarse,expected_compaction,top_class_compaction,unit,predicted_label,ood_score,\
+             flag,digest,error"
         ));
         // 0.25·98 + 0.75·90 = 92; the top class (coarse) has no label.
         assert!(
             m.csv_row(&scored())
-                .contains(",10,44,92.000000,90.000000,%,,dddd")
+                .contains(",10,44,92.000000,90.000000,%,,,,dddd")
         );
         let fields = crate::csv_text::parse_line(&m.csv_row(&bad())).unwrap();
-        assert_eq!(fields.len(), 16);
-        assert_eq!(fields[15], "truncated JPEG data");
+        assert_eq!(fields.len(), 18);
+        assert_eq!(fields[17], "truncated JPEG data");
     }
 
     #[test]
@@ -511,7 +544,8 @@ mod tests {
                  \"predicted\":\"coarse\",\"agreement\":0.8148148148148148,\
                  \"probabilities\":{\"fine\":0.25,\"coarse\":0.75},\
                  \"votes\":{\"fine\":10,\"coarse\":44},\
-                 \"compaction\":{\"expected\":92.0,\"top_class\":90.0,\"unit\":\"%\"},\"digest\":"
+                 \"compaction\":{\"expected\":92.0,\"top_class\":90.0,\"unit\":\"%\"},\
+                 \"ood_score\":null,\"flag\":null,\"digest\":"
             ),
             "{line}"
         );

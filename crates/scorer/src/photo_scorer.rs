@@ -23,8 +23,11 @@ use rayon::prelude::*;
 
 use crate::aggregate::{TileScores, verdict_all};
 use crate::error::{Result, ScoreError};
-use crate::inference;
+use crate::inference::{self, Scoring};
+use crate::maps::{self, Thumbnail};
+use crate::novelty;
 use crate::output::{Bad, Scored};
+use crate::trust::Trust;
 
 /// Where windows are cut and how big samples are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +47,10 @@ pub struct PhotoScores {
     /// Top-left corners of the windows, in the order of `tiles`.
     pub windows: Vec<(u32, u32)>,
     pub tiles: TileScores,
+    /// Each window's novelty score (distance to training / threshold), with a fitted check.
+    pub novelty: Option<Vec<f64>>,
+    /// A downscaled copy of the photo, when maps were asked for.
+    pub thumb: Option<Thumbnail>,
 }
 
 /// Scores photos with one run.
@@ -53,6 +60,8 @@ pub struct PhotoScorer<'a> {
     max_pixels: u64,
     batch: usize,
     pre: Preprocessor,
+    trust: Option<&'a Trust>,
+    thumb_side: Option<u32>,
 }
 
 impl<'a> PhotoScorer<'a> {
@@ -79,7 +88,21 @@ impl<'a> PhotoScorer<'a> {
             max_pixels,
             batch,
             pre: Preprocessor::new(geometry.sample)?,
+            trust: None,
+            thumb_side: None,
         })
+    }
+
+    /// Also keep a copy of each photo downscaled to at most `side` px (for its map).
+    pub fn with_thumbnails(mut self, side: Option<u32>) -> Self {
+        self.thumb_side = side;
+        self
+    }
+
+    /// Calibrated probabilities and the novelty check from `scorer eval`'s fit.
+    pub fn with_trust(mut self, trust: Option<&'a Trust>) -> Self {
+        self.trust = trust;
+        self
     }
 
     pub fn geometry(&self) -> Geometry {
@@ -121,6 +144,7 @@ impl<'a> PhotoScorer<'a> {
         }
         let t1 = Instant::now();
         let samples = self.samples(&pixels, &windows)?;
+        let thumb = self.thumb_side.map(|side| maps::thumbnail(&pixels, side));
         drop(pixels);
         let t_pre = t1.elapsed();
         let t2 = Instant::now();
@@ -128,8 +152,16 @@ impl<'a> PhotoScorer<'a> {
         let n = windows.len();
         // One upload per photo; batches are views of it on the device.
         let images = Tensor::from_vec(samples, (n, 1, s, s), self.run.model.device())?;
-        let tiles = inference::score(self.run, &images, self.batch, |_| {})?;
+        let novelty = self.trust.and_then(|t| t.novelty.as_ref());
+        let how = Scoring {
+            temperature: self.trust.map_or(1.0, |t| t.calibration.temperature),
+            features: novelty.is_some(),
+        };
+        let mut tiles = inference::score(self.run, &images, self.batch, how, |_| {})?;
         let verdict = verdict_all(&tiles);
+        let ratios = novelty.map(|m| m.ratios(&tiles.features));
+        // The features are only needed for the ratios.
+        tiles.features = Vec::new();
         tracing::debug!(
             "{w}x{h}: hash+decode {:.0} ms, {} windows preprocessed in {:.0} ms, model {:.0} ms",
             ms(t_decode),
@@ -143,9 +175,12 @@ impl<'a> PhotoScorer<'a> {
                 height: h,
                 digest,
                 verdict,
+                novelty: ratios.as_deref().and_then(novelty::verdict),
             },
             windows,
             tiles,
+            novelty: ratios,
+            thumb,
         }))
     }
 

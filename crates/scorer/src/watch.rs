@@ -34,6 +34,7 @@ use tracing::{debug, info, warn};
 
 use crate::csv_text;
 use crate::error::{Result, ScoreError};
+use crate::figures::{self, MapFiles, Wanted};
 use crate::inputs;
 use crate::output::{Bad, Format, PhotoRow};
 use crate::photo_scorer::PhotoScorer;
@@ -294,6 +295,7 @@ pub fn watch(session: &Session, o: &PhotosOptions, w: &WatchOptions) -> Result<P
         done: HashMap::new(),
         list_errors: HashSet::new(),
         report: PhotosReport { scored: 0, bad: 0 },
+        maps: o.maps.as_deref().map(MapFiles::new).transpose()?,
     };
     let start = Instant::now();
     let stop_reason = loop {
@@ -329,6 +331,8 @@ struct Watcher<'a> {
     done: HashMap<String, (u64, Option<SystemTime>)>,
     list_errors: HashSet<String>,
     report: PhotosReport,
+    /// With --maps: each scored photo's map and curve, written as it is scored.
+    maps: Option<MapFiles>,
 }
 
 impl Watcher<'_> {
@@ -428,6 +432,20 @@ impl Watcher<'_> {
                     v.votes[v.predicted],
                     v.n_tiles
                 );
+                if let Some(m) = &mut self.maps
+                    && let Some(f) = figures::draw(
+                        layout,
+                        name,
+                        &ps,
+                        self.session.geometry.tile,
+                        Wanted {
+                            png: true,
+                            jpeg: false,
+                        },
+                    )?
+                {
+                    m.write(name, &f)?;
+                }
                 PhotoRow {
                     photo: name.to_string(),
                     outcome: Ok(ps.scored),

@@ -193,7 +193,7 @@ fn csv_json_and_jsonl_with_a_class_map() {
             "photo,width,height,n_tiles,predicted,agreement,p_g1-fine,p_g2-medium-fine,\
              p_g3-medium,votes_g1-fine,votes_g2-medium-fine,votes_g3-medium,\
              expected_compaction,top_class_compaction,unit,predicted_label,{},\
-             d10_mm,d30_mm,d50_mm,d60_mm,d90_mm,cu,cc,digest,error",
+             d10_mm,d30_mm,d50_mm,d60_mm,d90_mm,cu,cc,ood_score,flag,digest,error",
             passing.join(",")
         )
     );
@@ -225,7 +225,8 @@ fn csv_json_and_jsonl_with_a_class_map() {
         assert!(r[15].contains("well graded"), "{}", r[15]);
         let agreement: f64 = r[5].parse().unwrap();
         assert!((agreement - votes[top] as f64 / 15.0).abs() < 1e-6);
-        // 15 passing columns (a curve, rising), 7 gradation values, digest, error.
+        // 15 passing columns (a curve, rising), 7 gradation values, ood_score, flag, digest,
+        // error; this run has no calibration file, so ood_score and flag are empty.
         let curve: Vec<f64> = r[16..31].iter().map(|v| v.parse().unwrap()).collect();
         assert!(curve.windows(2).all(|w| w[0] <= w[1] + 1e-9), "{curve:?}");
         let d: Vec<f64> = r[31..36].iter().map(|v| v.parse().unwrap()).collect();
@@ -236,7 +237,12 @@ fn csv_json_and_jsonl_with_a_class_map() {
         assert!((3.0..80.0).contains(&d[2]), "D50 {}", d[2]);
         let cu: f64 = r[36].parse().unwrap();
         assert!((cu - d[3] / d[0]).abs() < 1e-4 * cu);
-        assert_eq!(r[39], "", "no error");
+        assert_eq!(
+            (r[38].as_str(), r[39].as_str()),
+            ("", ""),
+            "no novelty check"
+        );
+        assert_eq!(r[41], "", "no error");
     }
 
     // JSON and JSONL by extension; the same verdicts.
