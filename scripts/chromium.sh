@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints the path of a Chromium for the browser tests (the `scorer photos --html` page is loaded
 # in a real headless browser: crates/scorer/tests/html_page.rs, report.rs), installing Debian's
-# `chromium` package with apt-get when none is found and we are root (as in CI).
+# `chromium` package with apt-get when none is found and we are root or have password-less sudo.
 #   BALLAST_CHROMIUM=$(scripts/chromium.sh)
 # Set BALLAST_CHROMIUM to use a Chromium or Chrome you already have instead.
 set -euo pipefail
@@ -40,12 +40,18 @@ fi
 if p=$(find_chromium); then
   use "$p"
 fi
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+# Root, or a password-less sudo (a CI runner's usual user).
+sudo=()
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo=(sudo -n)
+fi
+if { [ "$(id -u)" = 0 ] || [ ${#sudo[@]} -gt 0 ]; } && command -v apt-get >/dev/null 2>&1; then
   echo "installing Chromium for the browser tests (apt-get install chromium)..." >&2
   log=$(mktemp)
   start=$SECONDS
-  if ! { apt-get update -q &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } \
+  if ! { "${sudo[@]}" apt-get update -q &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q --no-install-recommends chromium; } \
     >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     rm -f "$log"
@@ -67,6 +73,6 @@ error: the browser tests need Chromium (or Chrome), and none of ${names[*]} is o
   Ubuntu:  install Google Chrome or a chromium .deb (the chromium-browser package is a snap)
   Fedora:  sudo dnf install chromium        macOS: brew install --cask chromium
 or set BALLAST_CHROMIUM to the browser's binary (scripts/test.sh installs it itself when run as
-root on a system with apt-get).
+root, or with password-less sudo, on a system with apt-get).
 MSG
 exit 1
