@@ -260,6 +260,12 @@ impl Session {
             locks.push(lock::acquire_for_file(file, &req)?);
         }
         if let Some(dir) = &o.maps {
+            if dir.exists() && !dir.is_dir() {
+                return Err(ScoreError::usage(format!(
+                    "--maps {}: exists and is not a folder",
+                    dir.display()
+                )));
+            }
             locks.push(lock::acquire(dir, &req)?);
         }
         Ok(locks)

@@ -218,3 +218,34 @@ fn watch_mode_appends_the_flag_too() {
         assert!(r[flag - 1].parse::<f64>().unwrap() > 1.0);
     }
 }
+
+#[test]
+fn a_damaged_calibration_file_is_named_and_refitted() {
+    let f = fixture();
+    let (run, _) = evaluated("damaged");
+    let good = std::fs::read(run.join("calibration.json")).unwrap();
+    let photo = s(&f.photos.join(&val_photos()[0]));
+    for bad in [
+        &b"{\"format\": \"ballast-calibration/1\"}"[..],
+        b"\x00\xff not json",
+        b"",
+    ] {
+        std::fs::write(run.join("calibration.json"), bad).unwrap();
+        let e = fails(
+            &["photos", "--run", &s(&run), &photo],
+            &["calibration.json", "scorer eval"],
+        );
+        assert!(!e.contains("panicked"), "{e}");
+        // eval sees the file is not a current fit and writes it again.
+        ok(&[
+            "eval",
+            "--run",
+            &s(&run),
+            "--cache",
+            &s(&f.cache),
+            "--threads",
+            "1",
+        ]);
+        assert_eq!(std::fs::read(run.join("calibration.json")).unwrap(), good);
+    }
+}

@@ -133,6 +133,21 @@ fn maps_and_a_page_that_loads_in_a_browser() {
 }
 
 #[test]
+fn maps_must_be_a_folder() {
+    let f = fixture();
+    let d = scratch("maps-file");
+    let file = d.join("maps");
+    std::fs::write(&file, b"x").unwrap();
+    let photo = s(&f.photos.join(&val_photos()[0]));
+    fails_with(
+        &["photos", "--run", &s(&f.run), "--maps", &s(&file), &photo],
+        2,
+        &["--maps", "not a folder"],
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"x", "left as it was");
+}
+
+#[test]
 fn html_needs_batch_mode() {
     let f = fixture();
     let d = scratch("html-watch");
