@@ -2,7 +2,10 @@
 # Builds the CUDA-enabled trainer and scorer on a machine with neither GPU nor nvcc, using the
 # CUDA toolkit from PyPI wheels (see /work/shared/CUDA-BUILD.md for what was learned doing it).
 #
-#   scripts/build-cuda.sh            # -> target/cuda-dist/{trainer,scorer}.zst
+#   scripts/build-cuda.sh            # -> target/cuda-dist/{trainer,scorer}.xz
+#
+# The binaries are stripped and xz-compressed with Python's built-in lzma, which the GPU machine
+# also has (it lacks zstd): carry target/cuda-dist/trainer.xz, scripts/gpu-check.sh unpacks it.
 #
 # The wheels are pinned to CUDA 13.0: the GPU machines' driver speaks CUDA 13.0, so PTX must
 # not be newer. CUDA_COMPUTE_CAP=90 builds sm_90a kernels (H100/H200 only). The result links
@@ -90,8 +93,8 @@ for bin in trainer scorer; do
   src="$TARGET_DIR/release/$bin"
   [ -x "$src" ] || continue
   strip -o "$DIST/$bin" "$src"
-  zstd -q -19 -f "$DIST/$bin" -o "$DIST/$bin.zst"
-  echo "$DIST/$bin.zst: $(du -h "$DIST/$bin.zst" | cut -f1) (stripped $(du -h "$DIST/$bin" | cut -f1))" >&2
+  "$PYTHON" scripts/xz.py compress "$DIST/$bin" "$DIST/$bin.xz"
+  echo "$DIST/$bin.xz: $(du -h "$DIST/$bin.xz" | cut -f1) (stripped $(du -h "$DIST/$bin" | cut -f1))" >&2
 done
 echo "NEEDED by the CUDA trainer:" >&2
 readelf -d "$DIST/trainer" 2>/dev/null | grep NEEDED >&2 || true
