@@ -12,21 +12,26 @@ use common::*;
 
 /// A copy of the fixture's run with `scorer eval` done on it.
 fn evaluated(name: &str) -> (PathBuf, serde_json::Value) {
-    let f = fixture();
     let d = scratch(name);
     let run = d.join("run");
-    copy_dir(&f.run, &run);
+    copy_dir(&fixture().run, &run);
+    eval(&run);
+    let report = json(&run.join("eval/report.json"));
+    (run, report)
+}
+
+/// `scorer eval` of `run` on the fixture's cache, one thread; must succeed.
+fn eval(run: &Path) -> std::process::Output {
+    let cache = s(&fixture().cache);
     ok(&[
         "eval",
         "--run",
-        &s(&run),
+        &s(run),
         "--cache",
-        &s(&f.cache),
+        &cache,
         "--threads",
         "1",
-    ]);
-    let report = json(&run.join("eval/report.json"));
-    (run, report)
+    ])
 }
 
 /// `scorer photos --run RUN --threads 1 --out OUT PHOTOS...`, which must succeed.
@@ -111,20 +116,10 @@ fn eval_fits_calibration_and_novelty_into_the_run() {
     }
 
     // A second eval is up to date; deleting the calibration file makes it fit again.
-    let cache = s(&fixture().cache);
-    let again = [
-        "eval",
-        "--run",
-        &s(&run),
-        "--cache",
-        &cache,
-        "--threads",
-        "1",
-    ];
-    let o = ok(&again);
+    let o = eval(&run);
     assert!(stdout(&o).contains("from "), "{}", stdout(&o));
     std::fs::remove_file(run.join("calibration.json")).unwrap();
-    ok(&again);
+    eval(&run);
     assert_eq!(json(&run.join("calibration.json")), file, "deterministic");
 }
 
@@ -237,15 +232,7 @@ fn a_damaged_calibration_file_is_named_and_refitted() {
         );
         assert!(!e.contains("panicked"), "{e}");
         // eval sees the file is not a current fit and writes it again.
-        ok(&[
-            "eval",
-            "--run",
-            &s(&run),
-            "--cache",
-            &s(&f.cache),
-            "--threads",
-            "1",
-        ]);
+        eval(&run);
         assert_eq!(std::fs::read(run.join("calibration.json")).unwrap(), good);
     }
 }
