@@ -95,7 +95,7 @@ for size in $SIZES; do
       echo "== $tag: ballast" >&2
       /usr/bin/time -f "%M" -o "$OUT/rss-ballast-$tag" \
         env -u RAYON_NUM_THREADS "$TRAINER" --cache "$cache" --run "$run" --epochs "$EPOCHS" \
-        --batch "$b" --threads "$t" --optimizer sgd --lr "$LR" --seed 0 --force $EXTRA_ARGS \
+        --batch "$b" --threads "$t" --optimizer sgd --lr "$LR" --flips false --seed 0 --force $EXTRA_ARGS \
         2> "$OUT/log-ballast-$tag.txt" || { tail -5 "$OUT/log-ballast-$tag.txt" >&2; exit 1; }
       echo "== $tag: pytorch" >&2
       OMP_WAIT_POLICY=PASSIVE /usr/bin/time -f "%M" -o "$OUT/rss-torch-$tag" \

@@ -113,7 +113,7 @@ per_class=$(( BIG_TRAIN / 5 ))
 log "caches written"
 
 # 4. Same run on the device under test ("cuda" below) and on cpu.
-common=(--epochs "$EPOCHS" --batch 64 --optimizer adamw --lr 0.001 --seed 0 --force)
+common=(--epochs "$EPOCHS" --batch 64 --optimizer adamw --lr 0.001 --flips false --seed 0 --force)
 for name in cuda cpu; do
   dev=cpu
   [ "$name" = cuda ] && dev=$DEVICE
@@ -128,7 +128,7 @@ done
 # 5. A 28 000-sample 64x64 epoch: ballast on cuda:0, PyTorch on the same GPU.
 log "big epoch: ballast on $DEVICE"
 "$TRAINER" --cache "$big" --run "$WORK/runs/big-cuda" --device "$DEVICE" --epochs "$BIG_EPOCHS" \
-  --batch 64 --optimizer sgd --lr 0.01 --seed 0 --force 2> "$D/log-big-ballast.txt" \
+  --batch 64 --optimizer sgd --lr 0.01 --flips false --seed 0 --force 2> "$D/log-big-ballast.txt" \
   || { tail -20 "$D/log-big-ballast.txt" >&2; exit 1; }
 cp "$WORK/runs/big-cuda/metrics.jsonl" "$D/metrics-big-ballast.jsonl"
 cp "$WORK/runs/big-cuda/log.jsonl" "$D/log-big-ballast.jsonl"

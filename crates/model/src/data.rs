@@ -316,23 +316,66 @@ impl DeviceCache {
 }
 
 /// What one training epoch draws: the sample order and, with augmentation, per-sample
-/// brightness/contrast factors, each uploaded once for the whole epoch.
+/// brightness/contrast factors and symmetries, each uploaded once for the whole epoch.
 pub struct EpochPlan {
     order: Tensor,
     jitter: Option<Tensor>,
+    flips: Option<Flips>,
     len: usize,
 }
 
+/// Per-sample symmetries of the square for one epoch: a code 0..8 per sample and the source
+/// pixel of every output pixel under each code, both on the device.
+struct Flips {
+    codes: Tensor,
+    tables: Tensor,
+}
+
+/// The 8 symmetries of an `s`×`s` square (identity, three quarter turns, four reflections) as
+/// tables `[8, s·s]`: entry `[c, y·s+x]` is the source pixel of output pixel (y, x) under
+/// code `c` (bit 2: transpose, bit 1: flip rows, bit 0: flip columns).
+pub fn symmetry_tables(s: usize) -> Vec<u32> {
+    let mut t = Vec::with_capacity(8 * s * s);
+    for c in 0..8 {
+        for y in 0..s {
+            for x in 0..s {
+                let (a, b) = if c & 4 != 0 { (x, y) } else { (y, x) };
+                let sy = if c & 2 != 0 { s - 1 - a } else { a };
+                let sx = if c & 1 != 0 { s - 1 - b } else { b };
+                t.push((sy * s + sx) as u32);
+            }
+        }
+    }
+    t
+}
+
+/// `images` `[B,C,S,S]` with sample `i` mapped through symmetry `codes[i]` (u32 `[B]`) of
+/// `tables` (u32 `[8, S·S]`, from [`symmetry_tables`]): a gather on the device.
+pub fn apply_symmetries(images: &Tensor, codes: &Tensor, tables: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = images.dims4()?;
+    let rows = if c == 1 {
+        codes.clone()
+    } else {
+        codes.unsqueeze(1)?.repeat((1, c))?.flatten_all()?
+    };
+    let ids = tables.index_select(&rows, 0)?;
+    let flat = images.reshape((b * c, h * w))?.contiguous()?;
+    Ok(flat.gather(&ids, 1)?.reshape((b, c, h, w))?)
+}
+
 impl EpochPlan {
-    /// Keyed by (seed, epoch) only: the same epoch always sees the same order and factors.
+    /// Keyed by (seed, epoch) only: the same epoch always sees the same order, factors and
+    /// symmetries. Each draw has its own stream, so turning one on leaves the others as they were.
     pub fn new(
-        n: usize,
+        train: &DeviceSplit,
         seed: u64,
         epoch: usize,
         augment: Option<f64>,
+        flips: bool,
         device: &Device,
         transfers: &Transfers,
     ) -> Result<EpochPlan> {
+        let n = train.len();
         let key = (epoch as u64).to_le_bytes();
         let mut order: Vec<u32> = (0..n as u32).collect();
         SeededRng::for_key("trainer.shuffle", seed, &[&key]).shuffle(&mut order);
@@ -347,9 +390,22 @@ impl EpochPlan {
             }
             None => None,
         };
+        let flips = if flips {
+            let mut rng = SeededRng::for_key("trainer.flips", seed, &[&key]);
+            let codes: Vec<u32> = (0..n).map(|_| rng.below(8) as u32).collect();
+            let s = train.size;
+            let tables = transfers.upload_u32(symmetry_tables(s), device)?;
+            Some(Flips {
+                codes: transfers.upload_u32(codes, device)?,
+                tables: tables.reshape((8, s * s))?,
+            })
+        } else {
+            None
+        };
         Ok(EpochPlan {
             order,
             jitter,
+            flips,
             len: n,
         })
     }
@@ -371,6 +427,10 @@ impl EpochPlan {
         let len = batch.min(self.len - start);
         let ids = self.order.narrow(0, start, len)?;
         let (images, labels) = split.gather(&ids)?;
+        let images = match &self.flips {
+            Some(f) => apply_symmetries(&images, &f.codes.index_select(&ids, 0)?, &f.tables)?,
+            None => images,
+        };
         let x = match &self.jitter {
             Some(f) => jitter(&images, &f.index_select(&ids, 0)?)?,
             None => images,
@@ -402,6 +462,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn symmetry_tables_are_the_eight_symmetries_of_the_square() {
+        let s = 3;
+        let t = symmetry_tables(s);
+        let tables: Vec<&[u32]> = t.chunks(s * s).collect();
+        assert_eq!(tables.len(), 8);
+        // Each is a permutation, code 0 is the identity, and no two are the same.
+        for tab in &tables {
+            let mut v = tab.to_vec();
+            v.sort_unstable();
+            assert_eq!(v, (0..9).collect::<Vec<u32>>());
+        }
+        assert_eq!(tables[0], &[0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        for i in 0..8 {
+            for j in i + 1..8 {
+                assert_ne!(tables[i], tables[j], "codes {i} and {j}");
+            }
+        }
+        // Column flip, row flip, transpose, and transpose + column flip (a quarter turn).
+        assert_eq!(tables[1], &[2, 1, 0, 5, 4, 3, 8, 7, 6]);
+        assert_eq!(tables[2], &[6, 7, 8, 3, 4, 5, 0, 1, 2]);
+        assert_eq!(tables[4], &[0, 3, 6, 1, 4, 7, 2, 5, 8]);
+        assert_eq!(tables[5], &[2, 5, 8, 1, 4, 7, 0, 3, 6]);
+        // The set is closed under composition (a group), so every orientation is drawn alike.
+        for a in &tables {
+            for b in &tables {
+                let ab: Vec<u32> = b.iter().map(|&p| a[p as usize]).collect();
+                assert!(tables.contains(&ab.as_slice()));
+            }
+        }
+    }
+
+    #[test]
+    fn symmetries_apply_per_sample_and_per_channel() {
+        let dev = Device::Cpu;
+        let s = 2;
+        // Two samples of two channels: sample 0 turned by code 1, sample 1 by code 4.
+        let img: Vec<u8> = (0..16).collect();
+        let img = Tensor::from_vec(img, (2, 2, s, s), &dev).unwrap();
+        let tables = Tensor::from_vec(symmetry_tables(s), (8, s * s), &dev).unwrap();
+        let codes = Tensor::new(&[1u32, 4], &dev).unwrap();
+        let out = apply_symmetries(&img, &codes, &tables).unwrap();
+        assert_eq!(out.dims(), &[2, 2, 2, 2]);
+        let v = out.flatten_all().unwrap().to_vec1::<u8>().unwrap();
+        assert_eq!(
+            v,
+            [1, 0, 3, 2, 5, 4, 7, 6, 8, 10, 9, 11, 12, 14, 13, 15],
+            "sample 0 flips columns in both channels, sample 1 transposes both"
+        );
+    }
+
+    #[test]
     fn jitter_matches_colorjitter_by_hand() {
         let img = Tensor::from_vec(vec![0u8, 100, 200, 250], (1, 1, 2, 2), &Device::Cpu).unwrap();
         let f = Tensor::new(&[[1.2f32, 0.5]], &Device::Cpu).unwrap();
@@ -420,12 +531,64 @@ mod tests {
         }
     }
 
+    /// A train split of `n` samples of side `s`: sample i is all i (mod 256), label i % 3.
+    fn split_of(n: usize, s: usize) -> DeviceSplit {
+        let px: Vec<u8> = (0..n).flat_map(|i| vec![i as u8; s * s]).collect();
+        let labels_host: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+        DeviceSplit {
+            split: Split::Train,
+            size: s,
+            images: Tensor::from_vec(px, (n, 1, s, s), &Device::Cpu).unwrap(),
+            labels: Tensor::new(labels_host.as_slice(), &Device::Cpu).unwrap(),
+            labels_host,
+            sources: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn flips_change_pixels_only_and_leave_order_and_labels() {
+        let t = Transfers::default();
+        let s = 5;
+        let mut split = split_of(40, s);
+        // Distinct pixels, so every symmetry but the identity moves some.
+        let px: Vec<u8> = (0..40 * s * s).map(|i| (i % 251) as u8).collect();
+        split.images = Tensor::from_vec(px, (40, 1, s, s), &Device::Cpu).unwrap();
+        let norm = Normalizer {
+            mean: 0.5,
+            std: 0.25,
+        };
+        let plain = EpochPlan::new(&split, 4, 1, None, false, &Device::Cpu, &t).unwrap();
+        let flipped = EpochPlan::new(&split, 4, 1, None, true, &Device::Cpu, &t).unwrap();
+        let again = EpochPlan::new(&split, 4, 1, None, true, &Device::Cpu, &t).unwrap();
+        let v = |p: &EpochPlan| p.order.to_vec1::<u32>().unwrap();
+        assert_eq!(v(&plain), v(&flipped), "the shuffle has its own stream");
+        let (mut moved, mut kept) = (0, 0);
+        for b in 0..plain.batches(16) {
+            let (xp, yp) = plain.batch(b, 16, &split, &norm).unwrap();
+            let (xf, yf) = flipped.batch(b, 16, &split, &norm).unwrap();
+            let (xa, _) = again.batch(b, 16, &split, &norm).unwrap();
+            assert_eq!(yp.to_vec1::<u32>().unwrap(), yf.to_vec1::<u32>().unwrap());
+            let rows = |x: &Tensor| x.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+            assert_eq!(rows(&xf), rows(&xa), "same seed and epoch, same symmetries");
+            for (p, f) in rows(&xp).iter().zip(rows(&xf)) {
+                let (mut ps, mut fs) = (p.clone(), f.clone());
+                ps.sort_by(f32::total_cmp);
+                fs.sort_by(f32::total_cmp);
+                assert_eq!(ps, fs, "a symmetry only moves pixels");
+                if *p == f { kept += 1 } else { moved += 1 }
+            }
+        }
+        // 40 draws of 8 codes: the identity about 5 times.
+        assert!(moved >= 25 && kept >= 1, "moved {moved}, kept {kept}");
+    }
+
     #[test]
     fn epoch_order_is_a_seeded_permutation() {
         let t = Transfers::default();
-        let a = EpochPlan::new(50, 1, 2, None, &Device::Cpu, &t).unwrap();
-        let b = EpochPlan::new(50, 1, 2, None, &Device::Cpu, &t).unwrap();
-        let c = EpochPlan::new(50, 1, 3, None, &Device::Cpu, &t).unwrap();
+        let split = split_of(50, 2);
+        let a = EpochPlan::new(&split, 1, 2, None, false, &Device::Cpu, &t).unwrap();
+        let b = EpochPlan::new(&split, 1, 2, None, false, &Device::Cpu, &t).unwrap();
+        let c = EpochPlan::new(&split, 1, 3, None, false, &Device::Cpu, &t).unwrap();
         let v = |p: &EpochPlan| p.order.to_vec1::<u32>().unwrap();
         assert_eq!(v(&a), v(&b));
         assert_ne!(v(&a), v(&c));

@@ -13,7 +13,7 @@ use ballast_format::rng::SeededRng;
 use candle_core::{DType, Device, Module, Tensor, Var};
 
 use crate::error::{ModelError, Result};
-use crate::spec::{Geometry, ModelSpec};
+use crate::spec::{Geometry, InitKind, ModelSpec};
 use crate::tensor_file::HostTensor;
 
 /// The pixel normalisation: (x/255 − mean)/std with the train split's mean and std (0–1 scale).
@@ -91,17 +91,27 @@ pub struct Model {
 }
 
 impl Model {
-    /// PyTorch's default initialisation, drawn from ballast's seeded generator: weights
-    /// kaiming-uniform with a=√5 (= U(±1/√fan_in)), biases U(±1/√fan_in). Each tensor has its
-    /// own stream keyed by its name, so adding a layer never changes the others.
-    pub fn init(spec: &ModelSpec, seed: u64, device: &Device) -> Result<Model> {
+    /// Initial weights drawn from ballast's seeded generator as `kind` says ([`InitKind`]).
+    /// Each tensor has its own stream keyed by its name, so adding a layer never changes the
+    /// others.
+    pub fn init(spec: &ModelSpec, kind: InitKind, seed: u64, device: &Device) -> Result<Model> {
         let geometry = spec.geometry()?;
+        let logits = format!("{}.", spec.logits_layer());
         let mut params = BTreeMap::new();
         for p in spec.params()? {
             let mut rng = SeededRng::for_key("trainer.init", seed, &[p.name.as_bytes()]);
-            let bound = 1.0 / (p.fan_in as f64).sqrt();
+            let relu_follows = !p.name.starts_with(&logits);
+            let bound = match kind {
+                InitKind::He if relu_follows && p.name.ends_with(".bias") => 0.0,
+                InitKind::He if relu_follows => (6.0 / p.fan_in as f64).sqrt(),
+                _ => 1.0 / (p.fan_in as f64).sqrt(),
+            };
             let n: usize = p.shape.iter().product();
-            let data: Vec<f32> = (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect();
+            let data: Vec<f32> = if bound == 0.0 {
+                vec![0.0; n]
+            } else {
+                (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect()
+            };
             let t = Tensor::from_vec(data, p.shape.as_slice(), device)?;
             params.insert(p.name, Var::from_tensor(&t)?);
         }
@@ -328,6 +338,48 @@ pub fn dropout_masks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn he_init_widens_relu_layers_and_keeps_the_logits_layer() {
+        let spec = ModelSpec {
+            in_channels: 1,
+            size: 32,
+            classes: 4,
+            conv: vec![6, 16],
+            fc: vec![32],
+            kernel: 5,
+            padding: crate::spec::Padding::Same,
+            dropout: 0.0,
+        };
+        let dev = Device::Cpu;
+        let he = Model::init(&spec, InitKind::He, 5, &dev).unwrap();
+        let pt = Model::init(&spec, InitKind::Pytorch, 5, &dev).unwrap();
+        let values = |m: &Model, name: &str| -> Vec<f32> {
+            m.params[name]
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        for p in spec.params().unwrap() {
+            let (h, t) = (values(&he, &p.name), values(&pt, &p.name));
+            let max = |v: &[f32]| v.iter().fold(0f32, |a, x| a.max(x.abs()));
+            let pt_bound = 1.0 / (p.fan_in as f32).sqrt();
+            assert!(max(&t) <= pt_bound, "{}", p.name);
+            if p.name.starts_with(&format!("{}.", spec.logits_layer())) {
+                assert_eq!(h, t, "the logits layer keeps PyTorch's draw");
+            } else if p.name.ends_with(".bias") {
+                assert!(h.iter().all(|&x| x == 0.0), "{}", p.name);
+            } else {
+                // Same stream scaled by √6: U(±√(6/fan_in)) against U(±1/√fan_in).
+                for (a, b) in h.iter().zip(&t) {
+                    assert!((a - b * 6f32.sqrt()).abs() <= 1e-5 * a.abs().max(1.0));
+                }
+                assert!(max(&h) > pt_bound * 1.5, "{}", p.name);
+            }
+        }
+    }
     use crate::spec::Padding;
 
     fn tiny(size: usize, padding: Padding, dropout: f64) -> ModelSpec {
@@ -464,7 +516,7 @@ mod tests {
             (9, Padding::Same, 0.3),
         ] {
             let spec = tiny(size, padding, dropout);
-            let model = Model::init(&spec, 3, &Device::Cpu).unwrap();
+            let model = Model::init(&spec, InitKind::Pytorch, 3, &Device::Cpu).unwrap();
             let x = random(&[4, 1, size, size], "input", 1.0);
             let labels = Tensor::new(&[0u32, 2, 1, 2], &Device::Cpu).unwrap();
             let masks = dropout_masks(&spec, 0, 1, 2, 4, &Device::Cpu).unwrap();
@@ -521,15 +573,15 @@ mod tests {
     #[test]
     fn init_is_seeded_by_name_with_pytorch_bounds() {
         let spec = tiny(9, Padding::Same, 0.0);
-        let a = Model::init(&spec, 7, &Device::Cpu)
+        let a = Model::init(&spec, InitKind::Pytorch, 7, &Device::Cpu)
             .unwrap()
             .weights()
             .unwrap();
-        let b = Model::init(&spec, 7, &Device::Cpu)
+        let b = Model::init(&spec, InitKind::Pytorch, 7, &Device::Cpu)
             .unwrap()
             .weights()
             .unwrap();
-        let c = Model::init(&spec, 8, &Device::Cpu)
+        let c = Model::init(&spec, InitKind::Pytorch, 8, &Device::Cpu)
             .unwrap()
             .weights()
             .unwrap();
@@ -564,7 +616,7 @@ mod tests {
     #[test]
     fn bad_weights_are_named() {
         let spec = tiny(9, Padding::Same, 0.0);
-        let mut w = Model::init(&spec, 0, &Device::Cpu)
+        let mut w = Model::init(&spec, InitKind::Pytorch, 0, &Device::Cpu)
             .unwrap()
             .weights()
             .unwrap();

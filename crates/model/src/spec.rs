@@ -333,6 +333,30 @@ impl OptimSpec {
     }
 }
 
+/// How the initial weights are drawn (both from the run's seed, one stream per tensor).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum InitKind {
+    /// PyTorch's default: weights kaiming-uniform with a=√5 (U(±1/√fan_in)), biases
+    /// U(±1/√fan_in). Each ReLU layer shrinks the signal's variance about 6×, so this network
+    /// starts with near-zero gradients at its first layers (the ln(C) plateau).
+    #[default]
+    Pytorch,
+    /// He (kaiming-uniform, gain √2: U(±√(6/fan_in))) for every layer a ReLU follows, zero
+    /// biases; the logits layer keeps PyTorch's default so the first loss is still ≈ ln(C).
+    He,
+}
+
+impl InitKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            InitKind::Pytorch => "pytorch",
+            InitKind::He => "he",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
@@ -418,6 +442,13 @@ pub struct TrainSpec {
     pub patience: Option<usize>,
     /// Brightness/contrast jitter strength applied on the device each epoch (None: off).
     pub augment: Option<f64>,
+    /// Each sample drawn through a random symmetry of the square (flips and quarter turns),
+    /// new every epoch. Absent in runs made before it existed: off.
+    #[serde(default)]
+    pub flips: bool,
+    /// The initial weights' distribution. Absent in runs made before it existed: PyTorch's.
+    #[serde(default)]
+    pub init: InitKind,
 }
 
 impl TrainSpec {

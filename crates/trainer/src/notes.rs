@@ -106,6 +106,12 @@ fn data(o: &mut String, config: &RunConfig) {
             "- augmentation: brightness/contrast jitter ±{j} per sample, new every epoch"
         );
     }
+    if s.flips {
+        let _ = writeln!(
+            o,
+            "- augmentation: a random flip or quarter turn per sample, new every epoch"
+        );
+    }
 }
 
 fn model(o: &mut String, config: &RunConfig, param_count: usize) {
@@ -116,6 +122,11 @@ fn model(o: &mut String, config: &RunConfig, param_count: usize) {
         o,
         "- {param_count} parameters; ends in logits, loss is cross-entropy on logits"
     );
+    let init = match s.init {
+        crate::spec::InitKind::Pytorch => "PyTorch's default (kaiming-uniform a=√5)",
+        crate::spec::InitKind::He => "He (kaiming-uniform, gain √2) before each ReLU, zero biases",
+    };
+    let _ = writeln!(o, "- initial weights: {init}, drawn from the seed");
 }
 
 fn optimisation(o: &mut String, config: &RunConfig) {

@@ -488,7 +488,7 @@ impl<'a> Session<'a> {
                 (model, c.state, c.best_weights, metrics)
             }
             None => {
-                let model = Model::init(&spec.model, spec.seed, &device)?;
+                let model = Model::init(&spec.model, spec.init, spec.seed, &device)?;
                 (
                     model,
                     TrainState::new(&config.identity),
@@ -592,10 +592,11 @@ impl<'a> Session<'a> {
         let (img0, other0) = (transfers.image_bytes(), transfers.other_bytes());
         let train = &self.cache.train;
         let plan = EpochPlan::new(
-            train.len(),
+            train,
             spec.seed,
             epoch,
             spec.augment,
+            spec.flips,
             &self.device,
             transfers,
         )?;
