@@ -3,6 +3,8 @@
 # CUDA toolkit from PyPI wheels (see /work/shared/CUDA-BUILD.md for what was learned doing it).
 #
 #   scripts/build-cuda.sh            # -> target/cuda-dist/{trainer,scorer}.xz
+#   scripts/build-cuda.sh --check    # CI: compiles the `cuda` feature (cargo check, every
+#                                    # target, candle's kernels through nvcc), builds nothing
 #
 # The binaries are stripped and xz-compressed with Python's built-in lzma, which the GPU machine
 # also has (it lacks zstd): carry target/cuda-dist/trainer.xz, scripts/gpu-check.sh unpacks it.
@@ -22,6 +24,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+CHECK=0
+case "${1:-}" in
+  --check) CHECK=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+esac
 
 PYTHON=${PYTHON:-python3}
 TK=${CUDA_TOOLKIT_DIR:-$root/target/cuda-toolkit}
@@ -84,9 +92,23 @@ cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$lib/stubs/libcuda.so" "$stub_c"
 echo "libcuda stub: $count symbols from $(basename "$cudarc_src")" >&2
 
 echo "nvcc: $(nvcc --version | tail -n1)" >&2
+# ballast's own kernels (crates/kernels/cuda/ops.cu, tested on the host by crates/kernels-host)
+# through the real nvcc to PTX, which is what cudarc loads.
+mkdir -p "$TARGET_DIR"
+nvcc -ptx -std=c++17 -arch="compute_${CUDA_COMPUTE_CAP%a}" crates/kernels/cuda/ops.cu -o "$TARGET_DIR/ops.ptx"
+entries=$(grep -c '^\.visible \.entry' "$TARGET_DIR/ops.ptx" || true)
+[ "$entries" -ge 9 ] || { echo "ops.cu: $entries kernel entry points in the PTX, expected 9" >&2; exit 1; }
+echo "ops.cu -> $TARGET_DIR/ops.ptx: $entries kernels" >&2
+features=ballast-trainer/cuda,ballast-scorer/cuda
+if [ "$CHECK" = 1 ]; then
+  echo "checking the cuda feature (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP) in $TARGET_DIR" >&2
+  cargo check --locked --all-targets ${JOBS:+-j "$JOBS"} --target-dir "$TARGET_DIR" \
+    -p ballast-trainer -p ballast-scorer -p ballast-model --features "$features"
+  exit 0
+fi
 echo "building (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP) into $TARGET_DIR; this takes a while" >&2
 cargo build --release ${JOBS:+-j "$JOBS"} --target-dir "$TARGET_DIR" \
-  -p ballast-trainer -p ballast-scorer --features ballast-trainer/cuda,ballast-scorer/cuda
+  -p ballast-trainer -p ballast-scorer --features "$features"
 
 mkdir -p "$DIST"
 for bin in trainer scorer; do
