@@ -39,6 +39,20 @@ fn open_cuda(ordinal: usize) -> Result<Device> {
     )))
 }
 
+/// For a process that runs every tensor op from one thread (the trainer's loop): on CUDA, stops
+/// cudarc from creating and recording two events for every allocation, which only order work
+/// between streams and cost about as much as the small ops themselves. A no-op on the CPU.
+pub fn single_stream(device: &Device) {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(d) = device {
+        // SAFETY: candle puts every op of this device on the calling thread's stream, and the
+        // caller issues all of them from one thread: there is no second stream to order against.
+        unsafe { d.disable_event_tracking() };
+    }
+    #[cfg(not(feature = "cuda"))]
+    let _ = device;
+}
+
 /// `cpu` or `cuda:N`, for records.
 pub fn describe(device: &Device) -> String {
     match device.location() {

@@ -137,7 +137,10 @@ fn report_confusion_and_predictions_agree() {
             noted += 1;
         }
     }
-    assert!(noted >= 1, "the fixture has a class without val samples: {warnings}");
+    assert!(
+        noted >= 1,
+        "the fixture has a class without val samples: {warnings}"
+    );
 
     // Per-photo: mean of the tiles' probabilities (6-decimal CSV values, so within 1e-5).
     let photos = r["per_photo"]["rows"].as_array().unwrap();

@@ -72,7 +72,8 @@ enum Command {
         #[arg(last = true, value_name = "TRAINER FLAGS")]
         base: Vec<String>,
     },
-    /// Write a synthetic cache (oriented stripes) for benchmarks and device checks.
+    /// Write a synthetic cache (oriented stripes) for benchmarks and device checks. Its classes
+    /// are angles: train on it with --flips false.
     #[command(hide = true)]
     SynthCache {
         #[arg(long)]

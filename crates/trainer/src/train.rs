@@ -124,6 +124,8 @@ fn train_locked(
     };
 
     let device = crate::device::open(&args.device)?;
+    // The training loop issues every op from this thread (data, model and optimiser).
+    crate::device::single_stream(&device);
     let norm = info.normalizer();
     norm.check()?;
     let cache = DeviceCache::load(info, &device)?;
