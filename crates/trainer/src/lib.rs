@@ -22,6 +22,7 @@ pub mod preflight;
 pub mod runs_table;
 pub mod sweep;
 pub mod synthetic;
+pub mod tally;
 pub mod train;
 
 pub use error::TrainError;

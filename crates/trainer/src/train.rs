@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use tracing::info;
 
 use crate::args::TrainArgs;
@@ -20,6 +20,7 @@ use crate::run_files::{
     METRICS_FILE, MODEL_FILE, NOTES_FILE, RUN_FORMAT, RunConfig, RunDir,
 };
 use crate::spec::TrainSpec;
+use crate::tally::Tally;
 use crate::tensor_file::HostTensor;
 
 /// One `trainer --cache ... --run ...` invocation.
@@ -608,7 +609,8 @@ impl<'a> Session<'a> {
             &format!("epoch {}", epoch + 1),
             self.req.quiet,
         );
-        let (mut loss_sum, mut correct) = (0.0f64, 0u64);
+        let mut tally = Tally::new(&self.device)?;
+        let vars: Vec<Var> = self.model.vars().values().cloned().collect();
         for b in 0..batches {
             let (x, y) = plan.batch(b, spec.batch, train, &self.norm)?;
             let len = y.dim(0)?;
@@ -616,18 +618,21 @@ impl<'a> Session<'a> {
             transfers.count_other(masks.iter().map(|m| 4 * m.elem_count() as u64).sum());
             let logits = self.model.forward_train(&x, &masks)?;
             let loss = cross_entropy(&logits, &y)?;
-            let value = loss.to_scalar::<f32>()? as f64;
-            if !value.is_finite() {
-                bar.finish_and_clear();
-                return Err(self.non_finite(value, epoch + 1, (b + 1).to_string(), lr));
+            let mut bad = tally.before_step(b, &loss)?;
+            if bad.is_none() {
+                let grads = loss.backward()?;
+                self.optimizer.step(self.model.vars(), &grads, lr)?;
+                let last = b + 1 == batches;
+                bad = tally.after_step(b, last, (&loss, logits.tensor(), &y, len), &vars)?;
             }
-            let grads = loss.backward()?;
-            self.optimizer.step(self.model.vars(), &grads, lr)?;
-            loss_sum += value * len as f64;
-            correct += count_correct(&logits, &y)?;
+            if let Some(bad) = bad {
+                bar.finish_and_clear();
+                return Err(self.non_finite(bad.value, epoch + 1, bad.batches, lr));
+            }
             bar.inc(1);
         }
         bar.finish_and_clear();
+        let (loss_sum, correct) = tally.totals()?;
         let train_seconds = start.elapsed().as_secs_f64();
         let (val_loss, val_acc) =
             evaluate(&self.model, &self.cache.val, &self.norm, spec.eval_batch)?;
