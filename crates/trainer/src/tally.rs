@@ -19,6 +19,8 @@ pub enum Tally {
     Host {
         loss_sum: f64,
         correct: u64,
+        /// The current batch's loss, read once by `before_step`.
+        loss: f64,
     },
     Device {
         /// f32 scalars on the device: Σ loss·batch size, Σ correct.
@@ -43,6 +45,7 @@ impl Tally {
             Ok(Tally::Host {
                 loss_sum: 0.0,
                 correct: 0,
+                loss: 0.0,
             })
         } else {
             Tally::on_device(device)
@@ -62,8 +65,9 @@ impl Tally {
     /// Before batch `b`'s step: on the host, reads its loss and refuses a non-finite one.
     pub fn before_step(&mut self, b: usize, loss: &Tensor) -> Result<Option<NonFinite>> {
         match self {
-            Tally::Host { .. } => {
+            Tally::Host { loss: read, .. } => {
                 let value = loss.to_scalar::<f32>()? as f64;
+                *read = value;
                 Ok((!value.is_finite()).then(|| NonFinite {
                     value,
                     batches: (b + 1).to_string(),
@@ -84,8 +88,12 @@ impl Tally {
     ) -> Result<Option<NonFinite>> {
         let (loss, logits, labels, len) = step;
         match self {
-            Tally::Host { loss_sum, correct } => {
-                *loss_sum += loss.to_scalar::<f32>()? as f64 * len as f64;
+            Tally::Host {
+                loss_sum,
+                correct,
+                loss,
+            } => {
+                *loss_sum += *loss * len as f64;
                 *correct += hits(logits, labels)?.to_scalar::<f32>()? as u64;
                 Ok(None)
             }
@@ -123,7 +131,9 @@ impl Tally {
     /// The epoch's loss sum and correct count (one read each on the device).
     pub fn totals(&self) -> Result<(f64, u64)> {
         match self {
-            Tally::Host { loss_sum, correct } => Ok((*loss_sum, *correct)),
+            Tally::Host {
+                loss_sum, correct, ..
+            } => Ok((*loss_sum, *correct)),
             Tally::Device {
                 loss_sum, correct, ..
             } => Ok((
@@ -136,7 +146,7 @@ impl Tally {
 
 /// Correct predictions (argmax of the logits `[B, classes]`, as [`crate::model::Logits`]
 /// predicts) in a batch, as an f32 scalar on the logits' device.
-fn hits(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+pub(crate) fn hits(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     Ok(logits
         .argmax(1)?
         .eq(labels)?

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use tracing::info;
 
 use crate::args::TrainArgs;
@@ -425,12 +425,7 @@ pub fn evaluate(
 }
 
 fn count_correct(logits: &Logits, labels: &Tensor) -> Result<u64> {
-    let hits = logits
-        .predictions()?
-        .eq(labels)?
-        .to_dtype(DType::F32)?
-        .sum_all()?
-        .to_scalar::<f32>()?;
+    let hits = crate::tally::hits(logits.tensor(), labels)?.to_scalar::<f32>()?;
     Ok(hits as u64)
 }
 
